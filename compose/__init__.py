@@ -1,0 +1,1 @@
+"""The data plane composed: the native mini-lab, the shared service configs and ``docker-compose.yml``."""

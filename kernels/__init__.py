@@ -1,0 +1,1 @@
+"""Kernel specs and their start-up (filled by the notebook issue)."""
