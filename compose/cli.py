@@ -28,7 +28,9 @@ def _settings() -> Settings:
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def main(verbose: bool) -> None:
     """Antigravity: the on-premise, Jupyter-centric data platform."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.group()
@@ -63,9 +65,14 @@ def up() -> None:
 
 
 @lab.command()
-def down() -> None:
-    """Stop every process of the lab; its data stays."""
-    killed = _lab().down()
+@click.option("--purge", is_flag=True, help="Also delete the lab's state (data, logs); the download cache stays.")
+def down(purge: bool) -> None:
+    """Stop every process of the lab; its data stays unless --purge."""
+    lab_ = _lab()
+    if purge:
+        lab_.purge()
+        return
+    killed = lab_.down()
     for who in killed:
         console.print(f"[yellow]killed stray lab process {who}[/yellow]")
 
@@ -127,7 +134,7 @@ def _print_where(st: dict) -> None:
     table = Table(title=f"Antigravity lab ({st['lab_dir']})")
     for col in ("service", "state", "endpoints"):
         table.add_column(col)
-    for name, svc in st["services"].items():
+    for svc in st["services"].values():
         state = "[green]healthy[/green]" if svc["healthy"] else f"[red]{svc['state']}[/red]"
         table.add_row(svc["title"], state, "\n".join(f"{k}: {v}" for k, v in svc["endpoints"].items()))
     out.print(table)
@@ -135,8 +142,10 @@ def _print_where(st: dict) -> None:
     password = st["demo_users"][0]["password"]
     kc = st["services"]["keycloak"]["endpoints"]
     out.print(f"Log in at [bold]{kc['http']}/realms/{st['realm']}/account[/bold] as {users}; password {password}")
-    out.print(f"Keycloak admin console: {kc['admin_console']} ({st['credentials']['keycloak_admin']['user']} / "
-              f"{st['credentials']['keycloak_admin']['password']})")
+    out.print(
+        f"Keycloak admin console: {kc['admin_console']} ({st['credentials']['keycloak_admin']['user']} / "
+        f"{st['credentials']['keycloak_admin']['password']})"
+    )
     out.print("Machine-readable: agp lab status --json   Stop: agp lab down")
 
 

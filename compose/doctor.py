@@ -6,7 +6,7 @@ import logging
 
 import requests
 
-from . import health
+from . import clients, health
 from .lab import Lab
 from .settings import Settings
 
@@ -36,17 +36,16 @@ def _catalog(settings: Settings) -> dict:
     try:
         r = requests.get(f"{settings.catalog_uri}/v1/config", params={"warehouse": "warehouse"}, timeout=5)
         r.raise_for_status()
-        prefix = r.json().get("overrides", {}).get("prefix", "?")
+        config = r.json()
+        prefix = config.get("overrides", {}).get("prefix") or config.get("defaults", {}).get("prefix", "?")
         return {"name": "iceberg rest catalog", "ok": True, "detail": f"config answered (prefix {prefix})"}
     except (requests.RequestException, ValueError) as e:
         return {"name": "iceberg rest catalog", "ok": False, "detail": f"{type(e).__name__}: {e}"[:200]}
 
 
 def _trino(settings: Settings) -> dict:
-    import trino
-
     try:
-        with trino.dbapi.connect(host=settings.host, port=settings.ports.trino, user="agp-doctor") as conn:
+        with clients.trino_connect(settings, user="agp-doctor") as conn:
             cur = conn.cursor()
             cur.execute("SHOW CATALOGS")
             catalogs = sorted(row[0] for row in cur.fetchall())

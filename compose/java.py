@@ -78,7 +78,9 @@ def candidates(explicit: Path | None) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def find_java(minimum: int, explicit: Path | None = None, setting: str = "java_home", prefer_lowest: bool = True) -> Java:
+def find_java(
+    minimum: int, explicit: Path | None = None, setting: str = "java_home", prefer_lowest: bool = True
+) -> Java:
     """Return a JDK of at least ``minimum``; the lowest that fits, so services run on what they were built for."""
     fitting = [j for j in (probe(p) for p in candidates(explicit)) if j and j.major >= minimum]
     if not fitting:

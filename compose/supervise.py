@@ -33,7 +33,11 @@ class Supervisor:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and "supervisord" in " ".join(proc.cmdline()):
+            if (
+                proc.is_running()
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and "supervisord" in " ".join(proc.cmdline())
+            ):
                 return pid
         except psutil.Error:
             pass
@@ -59,7 +63,9 @@ class Supervisor:
             if self.running():
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"supervisord did not start within {timeout:.0f} s; see {self.conf.parent}/logs/supervisord.log")
+        raise RuntimeError(
+            f"supervisord did not start within {timeout:.0f} s; see {self.conf.parent}/logs/supervisord.log"
+        )
 
     def _sync(self) -> None:
         proxy = self._proxy()

@@ -48,20 +48,37 @@ class Artifact:
 
 
 TRINO_SERVER = Artifact(
-    "io.trino", "trino-server-core", TRINO_VERSION, "tar.gz",
-    "0f388f9967c177ae70a47c099082fc95387f0c3cb96d8000d1d41fc3a5223158", 194358953,
+    "io.trino",
+    "trino-server-core",
+    TRINO_VERSION,
+    "tar.gz",
+    "0f388f9967c177ae70a47c099082fc95387f0c3cb96d8000d1d41fc3a5223158",
+    194358953,
 )
 TRINO_ICEBERG = Artifact(
-    "io.trino", "trino-iceberg", TRINO_VERSION, "zip",
-    "99edba5b491ed94d599aeb61e0794272d3569d8b563f3bb8569e8a49daa87b6c", 345890737,
+    "io.trino",
+    "trino-iceberg",
+    TRINO_VERSION,
+    "zip",
+    "99edba5b491ed94d599aeb61e0794272d3569d8b563f3bb8569e8a49daa87b6c",
+    345890737,
 )
 KEYCLOAK = Artifact(
-    "org.keycloak", "keycloak-quarkus-dist", KEYCLOAK_VERSION, "tar.gz",
-    "aca60ab72ae4d67adc6b8fe7fca5e08d16a6bb5e4a4f2ebb54050e3f5503fd2b", 158708913,
+    "org.keycloak",
+    "keycloak-quarkus-dist",
+    KEYCLOAK_VERSION,
+    "tar.gz",
+    "aca60ab72ae4d67adc6b8fe7fca5e08d16a6bb5e4a4f2ebb54050e3f5503fd2b",
+    158708913,
 )
 NESSIE = Artifact(
-    "org.projectnessie.nessie", "nessie-quarkus", NESSIE_VERSION, "jar",
-    "ce9fa33e2878bf5ea3981876b9e6204cabc0362b3dd82326b10e47271a78c417", 245069033, classifier="runner",
+    "org.projectnessie.nessie",
+    "nessie-quarkus",
+    NESSIE_VERSION,
+    "jar",
+    "ce9fa33e2878bf5ea3981876b9e6204cabc0362b3dd82326b10e47271a78c417",
+    245069033,
+    classifier="runner",
 )
 
 ARTIFACTS = (TRINO_SERVER, TRINO_ICEBERG, KEYCLOAK, NESSIE)

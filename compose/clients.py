@@ -1,0 +1,60 @@
+"""Clients of the lab's data plane (S3, the Iceberg REST catalog, Trino) built from the shared settings.
+
+These use the lab's static keys and are for the lab, its tests and admin tools; notebooks get short-lived
+credentials from the workspace service instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import Settings
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """pyiceberg properties of the REST catalog, with S3 reached directly at the lab's MinIO."""
+    c = settings.credentials
+    return {
+        "type": "rest",
+        "uri": settings.catalog_uri,
+        "warehouse": "warehouse",
+        "s3.endpoint": settings.s3_endpoint,
+        "s3.access-key-id": c.s3_access_key,
+        "s3.secret-access-key": c.s3_secret_key,
+        "s3.region": settings.s3_region,
+        "s3.path-style-access": "true",
+    }
+
+
+def load_catalog(settings: Settings, name: str = "lab") -> Any:
+    from pyiceberg.catalog import load_catalog as _load
+
+    return _load(name, **catalog_properties(settings))
+
+
+def trino_connect(settings: Settings, user: str = "agp-lab", schema: str | None = None) -> Any:
+    import trino
+
+    return trino.dbapi.connect(
+        host=settings.host,
+        port=settings.ports.trino,
+        user=user,
+        catalog="iceberg",
+        schema=schema,
+        http_scheme="http",
+    )
+
+
+def s3_client(settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    c = settings.credentials
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=c.s3_access_key,
+        aws_secret_access_key=c.s3_secret_key,
+        region_name=settings.s3_region,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=5),
+    )

@@ -1,0 +1,128 @@
+"""Shared fixtures of the test suite.
+
+Fixtures
+--------
+settings        the lab's :class:`~agp.compose.settings.Settings` as this process sees them (session)
+lab             the running mini-lab: started once if it is not running, reused if it is (session)
+s3              a boto3 S3 client on the lab's MinIO, root keys (session)
+catalog         a pyiceberg REST catalog on the lab's Nessie (session)
+trino_conn      a ``trino`` DBAPI connection on the lab's Trino, ``iceberg`` catalog (session)
+new_namespace   factory: a unique Iceberg namespace, dropped with its tables after the test
+free_port       factory: a TCP port nothing listens on
+spare_settings  factory: settings of a second, throw-away lab in ``tmp_path`` on free ports
+
+Integration tests are marked ``integration``; when one fails, the tail of each lab service's log is printed.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agp.compose import clients
+from agp.compose.lab import Lab, LabError
+from agp.compose.settings import Ports, Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def lab(settings: Settings) -> Lab:
+    lab = Lab(settings)
+    if not lab.status()["healthy"]:
+        try:
+            lab.up()
+        except LabError as e:
+            pytest.fail(f"the mini-lab did not start: {e}", pytrace=False)
+    return lab
+
+
+@pytest.fixture(scope="session")
+def s3(lab: Lab):
+    return clients.s3_client(lab.settings)
+
+
+@pytest.fixture(scope="session")
+def catalog(lab: Lab):
+    return clients.load_catalog(lab.settings)
+
+
+@pytest.fixture(scope="session")
+def trino_conn(lab: Lab) -> Iterator:
+    conn = clients.trino_connect(lab.settings, user="agp-tests")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def new_namespace(catalog) -> Iterator[Callable[[], str]]:
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        catalog.create_namespace(name)
+        made.append(name)
+        return name
+
+    yield make
+    for ns in made:
+        for table in catalog.list_tables(ns):
+            catalog.purge_table(table)
+        catalog.drop_namespace(ns)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    return _free_port
+
+
+@pytest.fixture
+def spare_settings(tmp_path: Path, settings: Settings) -> Iterator[Callable[..., Settings]]:
+    """Settings of a second lab that shares the artifact cache but nothing else; purged after the test."""
+    made: list[Settings] = []
+
+    def make(**overrides) -> Settings:
+        ports = {name: _free_port() for name in Ports.model_fields}
+        ports.update(overrides.pop("ports", {}))
+        made.append(
+            Settings(
+                lab_dir=tmp_path / f"lab{len(made)}",
+                cache_dir=settings.cache_dir,
+                ports=Ports(**ports),
+                start_timeout=120,
+                **overrides,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for st in made:
+        Lab(st).purge()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and item.get_closest_marker("integration"):
+        lab = Lab(Settings())
+        sections = []
+        for name, svc in lab.status()["services"].items():
+            log = Path(svc["log"])
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                sections.append(f"--- {name} ({svc['state']}, healthy={svc['healthy']}) {log}\n{tail}")
+        report.sections.append(("lab service logs", "\n".join(sections)))
+    return report

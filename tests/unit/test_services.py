@@ -1,0 +1,91 @@
+from pathlib import Path
+
+from agp.compose import services
+from agp.compose.java import Java
+from agp.compose.services import LabPaths
+from agp.compose.settings import Settings
+
+SETTINGS = Settings(lab_dir="/lab", cache_dir="/cache")
+PATHS = LabPaths.of(SETTINGS, Path("/pg"))
+JDK = Java(Path("/jdk"), 25)
+
+
+def test_trino_config_for_a_single_node_lab():
+    files = services.trino_files(SETTINGS, PATHS)
+    assert files[Path("/lab/trino/etc/config.properties")] == (
+        "coordinator=true\n"
+        "node-scheduler.include-coordinator=true\n"
+        "http-server.http.port=8080\n"
+        "discovery.uri=http://127.0.0.1:8080\n"
+        "query.max-memory=1024MB\n"
+        "query.max-memory-per-node=1024MB\n"
+        "task.concurrency=2\n"
+        "catalog.management=static\n"
+    )
+    assert files[Path("/lab/trino/etc/node.properties")] == (
+        "node.environment=agp_lab\n"
+        "node.id=agp-lab-coordinator\n"
+        "node.data-dir=/lab/trino/data\n"
+        "node.internal-address=127.0.0.1\n"
+    )
+    jvm = files[Path("/lab/trino/etc/jvm.config")].splitlines()
+    assert "-Xmx2G" in jvm
+    catalog = files[Path("/lab/trino/etc/catalog/iceberg.properties")]
+    assert "connector.name=iceberg" in catalog
+    assert "iceberg.rest-catalog.uri=${ENV:AGP_CATALOG_URI}" in catalog
+
+
+def test_trino_runs_on_its_own_java_with_the_shared_environment():
+    svc = services.trino(SETTINGS, PATHS, JDK)
+    assert svc.command == (
+        "/cache/trino-476/bin/launcher",
+        "run",
+        "--etc-dir=/lab/trino/etc",
+        "--data-dir=/lab/trino/data",
+    )
+    assert svc.env["JAVA_HOME"] == "/jdk"
+    assert svc.env["PATH"].startswith("/jdk/bin:")
+    assert svc.env["AGP_CATALOG_URI"] == "http://127.0.0.1:19120/iceberg"
+    assert svc.health.target == "http://127.0.0.1:8080/v1/info"
+
+
+def test_postgres_runs_as_the_postgres_user_with_a_fast_shutdown():
+    svc = services.postgres(SETTINGS, PATHS, "postgres")
+    assert svc.user == "postgres"
+    assert svc.stopsignal == "INT"
+    assert svc.command[:5] == ("/usr/lib/postgresql/15/bin/postgres", "-D", "/pg/data", "-p", "15432")
+    assert "agp-lab-postgres" not in repr(svc.endpoints), "status must not print the password inside the DSN"
+
+
+def test_keycloak_moves_its_management_port_off_9000():
+    svc = services.keycloak(SETTINGS, PATHS, JDK)
+    assert "--http-management-port=9180" in svc.command
+    assert svc.health.target == "http://127.0.0.1:9180/health/ready"
+    assert svc.ports == {"keycloak": 8180, "keycloak_management": 9180}
+
+
+def test_supervisor_conf_stops_whole_process_groups_and_escapes_percent():
+    svc = services.Service(
+        name="demo",
+        title="Demo",
+        command=("/bin/echo", "50%", "two words"),
+        cwd=Path("/lab/demo"),
+        env={"RATIO": "10%"},
+        ports={},
+        health=services.Health("http", "http://x"),
+        phase=1,
+    )
+    conf = services.supervisor_conf(PATHS, [svc])
+    assert "[program:demo]" in conf
+    assert 'command=/bin/echo 50%% "two words"' in conf
+    assert 'environment=RATIO="10%%"' in conf
+    for line in ("autostart=false", "stopasgroup=true", "killasgroup=true", "startretries=0"):
+        assert line in conf.splitlines()
+    assert "stdout_logfile=/lab/logs/demo.log" in conf
+
+
+def test_external_postgres_dir_is_stable_per_lab():
+    a = services.external_postgres_dir(Path("/root/.local/share/agp/lab"))
+    assert a == services.external_postgres_dir(Path("/root/.local/share/agp/lab"))
+    assert a != services.external_postgres_dir(Path("/root/other"))
+    assert a.parent == Path("/var/lib/agp")
