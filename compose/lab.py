@@ -315,7 +315,7 @@ class Lab:
         if not quiet:
             self.console.print("Stopping the lab...")
         self.supervisor.shutdown()
-        strays = self._strays()
+        strays = self.leftover_processes()
         killed = [ports.describe(proc.pid) for proc in strays]
         for proc in strays:
             with contextlib.suppress(psutil.Error):
@@ -333,7 +333,7 @@ class Lab:
             shutil.rmtree(folder, ignore_errors=True)
         self.console.print(f"The lab's state in {self.settings.lab_dir} is deleted; the cache stays.")
 
-    def _strays(self) -> list[psutil.Process]:
+    def leftover_processes(self) -> list[psutil.Process]:
         """Processes left with a working folder or an argument inside the lab (a crashed supervisord's children)."""
         roots = [str(self.settings.lab_dir), str(self.paths.pg_root)]
         me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _lab_processes(lab: Lab) -> list[psutil.Process]:
-    return lab._strays() + ([psutil.Process(lab.supervisor.pid())] if lab.supervisor.pid() else [])
+    return lab.leftover_processes() + ([psutil.Process(lab.supervisor.pid())] if lab.supervisor.pid() else [])
 
 
 def test_status_json_names_every_endpoint_and_credential(lab):
