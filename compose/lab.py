@@ -48,6 +48,7 @@ class Lab:
         self.console = console or Console(stderr=True)
         self.paths = LabPaths.of(settings, self._pg_root())
         self.supervisor = Supervisor(self.paths.supervisor_conf, self.paths.supervisor_sock, self.paths.supervisor_pid)
+        self.timings: dict[str, float] = {}  # seconds from the start of the last `up` until each service was ready
 
     # ---------------------------------------------------------------- who runs PostgreSQL, and where
     @staticmethod
@@ -238,6 +239,7 @@ class Lab:
         self.supervisor.start()
         by_name = {svc.name: svc for svc in svcs}
         names = {svc.name for svc in to_start}
+        self.timings = {}
         t0 = time.monotonic()
         for phase in (1, 2):
             batch = [by_name[n] for n in by_name if by_name[n].phase == phase]
@@ -248,7 +250,6 @@ class Lab:
             self._wait(batch, t0)
             if phase == 1:
                 self._bootstrap()
-        self.timings = {name: round(t, 1) for name, t in self._ready_at.items()}
 
     def _check_ports(self, to_start: Iterable[Service]) -> None:
         for svc in to_start:
@@ -261,7 +262,6 @@ class Lab:
                     )
 
     def _wait(self, batch: list[Service], t0: float) -> None:
-        self._ready_at = getattr(self, "_ready_at", {})
         deadline = t0 + self.settings.start_timeout
         pending = {svc.name: svc for svc in batch}
         with self.console.status("") as spinner:
@@ -275,8 +275,8 @@ class Lab:
                         )
                     ok, _ = health.check(svc.health)
                     if ok:
-                        self._ready_at[name] = time.monotonic() - t0
-                        self.console.print(f"[green]✓[/green] {svc.title} ready ({self._ready_at[name]:.1f} s)")
+                        self.timings[name] = round(time.monotonic() - t0, 1)
+                        self.console.print(f"[green]✓[/green] {svc.title} ready ({self.timings[name]:.1f} s)")
                         del pending[name]
                 if not pending:
                     break
