@@ -94,6 +94,7 @@ def shared_env(s: Settings) -> dict[str, str]:
         "AGP_NESSIE_PORT": str(s.ports.nessie),
         "AGP_NESSIE_MANAGEMENT_PORT": str(s.ports.nessie_management),
         "AGP_DEMO_PASSWORD": c.demo_password,
+        "AGP_HUB_CLIENT_SECRET": c.hub_client_secret,
         "AGP_HUB_URL": s.url("hub"),
     }
 

@@ -60,6 +60,7 @@ class Credentials(BaseModel):
     keycloak_admin: str = "admin"
     keycloak_admin_password: str = "agp-lab-keycloak"  # noqa: S105 (lab-only default)
     demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
+    hub_client_secret: str = Field("agp-lab-hub-secret", description="OIDC client secret of the hub in the realm")
 
 
 class Settings(BaseSettings):
