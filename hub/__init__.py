@@ -1,1 +1,1 @@
-"""The control plane: JupyterHub config, Keycloak login, the workspace service (filled by the control-plane issue)."""
+"""The control plane: JupyterHub config, Keycloak login, the workspace service, its database and provisioning."""
