@@ -12,6 +12,7 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shutil
 import stat
 import subprocess
@@ -74,7 +75,19 @@ class Lab:
             services.nessie(s, p, javas["nessie"]),
             services.keycloak(s, p, javas["keycloak"]),
             services.trino(s, p, javas["trino"]),
+            services.jupyterhub(s, p, self._crypt_key()),
         ]
+
+    def _crypt_key(self) -> str:
+        """JupyterHub's key for encrypted auth state: made once per lab, kept readable by root only."""
+        path = self.paths.hub / "crypt_key"
+        if path.exists():
+            return path.read_text().strip()
+        if not self.paths.hub.exists():
+            return ""  # not written before `up` creates the lab
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+        return path.read_text().strip()
 
     def _javas(self) -> dict[str, java.Java]:
         s = self.settings
@@ -125,7 +138,33 @@ class Lab:
         except fetch.FetchError as e:
             raise LabError(str(e)) from e
         self._build_keycloak(javas["keycloak"])
+        self._install_proxy()
+        self.paths.hub.mkdir(parents=True, exist_ok=True)
         return self.services(javas)
+
+    def _install_proxy(self) -> None:
+        """configurable-http-proxy, JupyterHub's proxy, from npm into the cache, once."""
+        if (self.paths.chp_bin / "configurable-http-proxy").exists():
+            return
+        npm = shutil.which("npm")
+        if not npm:
+            raise LabError("JupyterHub's proxy comes from npm, and npm is not installed: `apt-get install npm`.")
+        self.console.print(f"Installing configurable-http-proxy {versions.CHP_VERSION} from npm (once)...")
+        proc = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(self.paths.npm_prefix),
+                f"configurable-http-proxy@{versions.CHP_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"npm could not install configurable-http-proxy:\n{_tail(proc.stdout + proc.stderr)}")
 
     def _unpacked(self, artifact: versions.Artifact) -> bool:
         p = self.paths
@@ -166,6 +205,9 @@ class Lab:
         imports.mkdir(parents=True, exist_ok=True)
         for realm in (services.CONFIG_DIR / "keycloak").glob("*-realm.json"):
             shutil.copyfile(realm, imports / realm.name)
+        p.hub_settings.touch(mode=0o600)
+        p.hub_settings.write_text(self.settings.model_dump_json(indent=2))
+        p.supervisor_conf.touch(mode=0o600)
         p.supervisor_conf.write_text(services.supervisor_conf(p, svcs))
 
     def _init_postgres(self) -> None:
@@ -241,7 +283,7 @@ class Lab:
         names = {svc.name for svc in to_start}
         self.timings = {}
         t0 = time.monotonic()
-        for phase in (1, 2):
+        for phase in (1, 2, 3):
             batch = [by_name[n] for n in by_name if by_name[n].phase == phase]
             for svc in batch:
                 if svc.name in names:
@@ -250,6 +292,7 @@ class Lab:
             self._wait(batch, t0)
             if phase == 1:
                 self._bootstrap()
+        self._seed_demo()
 
     def _check_ports(self, to_start: Iterable[Service]) -> None:
         for svc in to_start:
@@ -305,6 +348,12 @@ class Lab:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if self.settings.warehouse_bucket not in existing:
             s3.create_bucket(Bucket=self.settings.warehouse_bucket)
+
+    def _seed_demo(self) -> None:
+        """The demo workspace with both demo data scientists and one small Iceberg table, made once."""
+        from .demo import seed
+
+        seed(self.settings, self.console)
 
     def s3_client(self):
         return clients.s3_client(self.settings)

@@ -42,6 +42,10 @@ class LabPaths:
     keycloak_home = property(lambda self: self.cache_dir / f"keycloak-{versions.KEYCLOAK_VERSION}")
     nessie_jar = property(lambda self: self.downloads / versions.NESSIE.filename)
     minio_binary = property(lambda self: self.cache_dir / "minio" / versions.MINIO_MODULE_VERSION / "minio")
+    npm_prefix = property(lambda self: self.cache_dir / f"npm-chp-{versions.CHP_VERSION}")
+    chp_bin = property(lambda self: self.npm_prefix / "node_modules" / ".bin")
+    hub = property(lambda self: self.lab_dir / "hub")
+    hub_settings = property(lambda self: self.lab_dir / "hub" / "settings.json")
 
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
@@ -250,6 +254,34 @@ def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
         java=java,
     )
 
+
+def jupyterhub(s: Settings, p: LabPaths, crypt_key: str) -> Service:
+    import sys
+
+    python_bin = str(Path(sys.executable).parent)
+    return Service(
+        name="jupyterhub",
+        title="JupyterHub",
+        command=(str(Path(python_bin) / "jupyterhub"), "-f", str(HUB_CONFIG)),
+        cwd=p.hub,
+        env={
+            "AGP_CONFIG": str(p.hub_settings),
+            "JUPYTERHUB_CRYPT_KEY": crypt_key,
+            "PATH": f"{p.chp_bin}:{python_bin}:/usr/local/bin:/usr/bin:/bin",
+        },
+        ports={
+            "hub": s.ports.hub,
+            "hub_api": s.ports.hub_api,
+            "proxy_api": s.ports.proxy_api,
+            "workspaces": s.ports.workspaces,
+        },
+        health=Health("http", s.url("hub", "/services/workspaces/health")),
+        phase=3,
+        endpoints={"hub": s.hub_url, "workspaces": s.url("hub", "/services/workspaces/")},
+    )
+
+
+HUB_CONFIG = Path(__file__).parent.parent / "hub" / "jupyterhub_config.py"
 
 KEYCLOAK_BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true", "--metrics-enabled=false")
 

@@ -37,6 +37,8 @@ class Ports(BaseModel):
     keycloak_management: int = Field(9180, description="Keycloak health and metrics (moved off 9000)")
     hub: int = Field(8000, description="JupyterHub public proxy")
     hub_api: int = Field(8081, description="JupyterHub internal API")
+    proxy_api: int = Field(8001, description="configurable-http-proxy's REST API")
+    workspaces: int = Field(8091, description="the workspace service (reached through the hub at /services/workspaces)")
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -133,6 +135,24 @@ class Settings(BaseSettings):
     @property
     def keycloak_issuer(self) -> str:
         return self.url("keycloak", f"/realms/{self.realm}")
+
+    def database_url(self, database: str, driver: str = "postgresql+psycopg") -> str:
+        c = self.credentials
+        return f"{driver}://{c.postgres_user}:{c.postgres_password}@{self.host}:{self.ports.postgres}/{database}"
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the workspace database."""
+        return self.database_url("agp")
+
+    @property
+    def hub_db_url(self) -> str:
+        """SQLAlchemy URL of JupyterHub's own database."""
+        return self.database_url("jupyterhub")
+
+    @property
+    def hub_url(self) -> str:
+        return self.url("hub")
 
     @property
     def postgres_dsn(self) -> str:

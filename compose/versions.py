@@ -16,6 +16,7 @@ NESSIE_VERSION = "0.99.0"
 MINIO_RELEASE = "RELEASE.2025-10-15T17-29-55Z"
 # The Go module proxy no longer serves the pseudo-version of MINIO_RELEASE's commit (9e49d5e7a648); the lab builds
 # the archived repository's last commit, which the proxy does serve, and which carries the same server.
+CHP_VERSION = "5.3.0"  # configurable-http-proxy, JupyterHub's proxy, from npm
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_MODULE_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 

@@ -18,15 +18,15 @@ _SLUG = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*", re.ASCII)
 
 # Names that would collide with the platform's own paths, Trino's schemas, or SQL keywords.
 RESERVED = frozenset(
-    """
-    admin api default hub information_schema login logout metrics oauth_callback public services spawn static
-    system token user users workspace workspaces
-    all alter and any as by case cast create cross cube current delete describe distinct drop else end escape
-    except execute exists extract false fetch for from full function grant group grouping having in inner insert
-    intersect into is join json_table left like listagg localtime localtimestamp natural normalize not null on or
-    order outer prepare recursive right rollup select session skip table then true uescape union unnest update
-    using values when where with
-    """.split()
+    (
+        "admin api default hub information_schema login logout metrics oauth_callback public services spawn "
+        "static system token user users workspace workspaces all alter and any as by case cast create cross "
+        "cube current delete describe distinct drop else end escape except execute exists extract false fetch "
+        "for from full function grant group grouping having in inner insert intersect into is join json_table "
+        "left like listagg localtime localtimestamp natural normalize not null on or order outer prepare "
+        "recursive right rollup select session skip table then true uescape union unnest update using values "
+        "when where with "
+    ).split()
 )
 
 RULE = (
@@ -79,3 +79,17 @@ class WorkspaceNames:
     def server_name(self) -> str:
         """The JupyterHub named server of this workspace."""
         return self.slug
+
+
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}", re.ASCII)
+USERNAME_RULE = (
+    "User names are 1 to 64 characters of lowercase letters a-z, digits and . _ @ -, starting with a letter or digit"
+)
+
+
+def validate_username(value: object) -> str:
+    """Return ``value`` if it is a valid hub user name (as Keycloak's preferred_username lowercased gives)."""
+    if not isinstance(value, str) or not _USERNAME.fullmatch(value):
+        shown = repr(value)[:60]
+        raise InvalidName(f"{USERNAME_RULE}; {shown} is not.")
+    return value

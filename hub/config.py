@@ -1,0 +1,111 @@
+"""JupyterHub's configuration, built from the shared settings: ``jupyterhub_config.py`` calls :func:`configure`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, selectinload
+
+from agp.compose.settings import Settings
+from agp.spawner.workspace import data_plane_env
+
+from .models import Workspace
+from .permissions import Caller, effective_role
+
+TEMPLATES = Path(__file__).parent / "templates"
+SERVICE = "workspaces"
+
+
+def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") -> None:
+    s, host = settings, settings.host
+    state = s.lab_dir / "hub"
+    state.mkdir(parents=True, exist_ok=True)
+
+    c.JupyterHub.bind_url = s.hub_url
+    c.JupyterHub.hub_bind_url = f"http://{host}:{s.ports.hub_api}"
+    c.JupyterHub.db_url = s.hub_db_url
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.command = [chp]
+    c.ConfigurableHTTPProxy.api_url = f"http://{host}:{s.ports.proxy_api}"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.default_url = "/hub/home"
+    c.JupyterHub.implicit_spawn_seconds = 0
+    c.JupyterHub.redirect_to_server = False
+
+    # Login through Keycloak (discovery, PKCE, encrypted auth state, refresh before spawn, logout there too).
+    c.JupyterHub.authenticator_class = "agp.hub.auth.KeycloakOAuthenticator"
+    c.KeycloakOAuthenticator.issuer = s.keycloak_issuer
+    c.KeycloakOAuthenticator.client_id = "jupyterhub"
+    c.KeycloakOAuthenticator.client_secret = s.credentials.hub_client_secret
+    c.KeycloakOAuthenticator.oauth_callback_url = f"{s.hub_url}/hub/oauth_callback"
+    c.KeycloakOAuthenticator.post_logout_url = f"{s.hub_url}/hub/login"
+    c.KeycloakOAuthenticator.admin_groups = {"platform-admins"}
+    c.KeycloakOAuthenticator.allow_all = True
+    c.KeycloakOAuthenticator.login_service = "Antigravity (Keycloak)"
+
+    # One named server per workspace.
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0
+    c.JupyterHub.spawner_class = "workspace-local"
+    c.WorkspaceLocalSpawner.db_url = s.db_url
+    c.WorkspaceLocalSpawner.data_plane_env = data_plane_env(s)
+    c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+
+    # The workspace service, managed by the hub; every user may reach it, membership decides the rest.
+    c.JupyterHub.services = [
+        {
+            "name": SERVICE,
+            "display": True,
+            "url": f"http://{host}:{s.ports.workspaces}",
+            "command": [sys.executable, "-m", "agp.hub.service"],
+            "oauth_no_confirm": True,
+            "environment": {"AGP_CONFIG": str(state / "settings.json")},
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]},
+        {"name": "workspace-service", "scopes": ["read:users", "read:groups"], "services": [SERVICE]},
+    ]
+
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {"my_workspaces": MyWorkspaces(s.db_url)}
+
+
+class MyWorkspaces:
+    """The home page's "My workspaces": the caller's workspaces with the state of their servers."""
+
+    def __init__(self, db_url: str):
+        self.engine = create_engine(db_url, pool_pre_ping=True, pool_size=2)
+
+    def __call__(self, user: Any) -> list[dict]:
+        if user is None:
+            return []
+        caller = Caller(user.name, bool(user.admin), frozenset(g.name for g in user.groups))
+        with Session(self.engine) as db:
+            rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug))
+            mine = [(ws, effective_role(ws, caller)) for ws in rows]
+        out = []
+        for ws, role in mine:
+            if role is None:
+                continue
+            spawner = user.spawners.get(ws.slug) if ws.slug in user.orm_user.orm_spawners else None
+            out.append(
+                {
+                    "slug": ws.slug,
+                    "display_name": ws.display_name,
+                    "state": str(getattr(ws.state, "value", ws.state)),
+                    "role": role.value,
+                    "running": bool(spawner and spawner.ready),
+                    "pending": bool(spawner and spawner.pending),
+                    "url": f"{user.url}{ws.slug}/",
+                }
+            )
+        return out

@@ -1,0 +1,26 @@
+"""``python -m agp.hub.service``: run the workspace service where the hub says (JUPYTERHUB_SERVICE_URL)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import urlparse
+
+import uvicorn
+
+from agp.compose.settings import Settings
+
+from .app import create_app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The hub hands a managed service its address and prefix in these variables; they are read here, at the edge.
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8091"))
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/workspaces/")
+    app = create_app(Settings(), prefix)
+    uvicorn.run(app, host=url.hostname or "127.0.0.1", port=url.port or 8091, log_level="info", access_log=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The workspace service's FastAPI application: the REST API under ``api/`` and the pages beside it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from agp.compose.settings import Settings
+
+from .. import db as dbmod
+from .. import store
+from ..permissions import Caller
+from ..provision import Provisioner
+from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
+from .schemas import AuditOut, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
+
+log = logging.getLogger(__name__)
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def create_app(settings: Settings, prefix: str, identity: HubIdentity | None = None) -> FastAPI:
+    prefix = "/" + prefix.strip("/")
+    engine = dbmod.make_engine(settings.db_url)
+    dbmod.upgrade(engine)
+    make_session = dbmod.sessions(engine)
+    provisioner = Provisioner(settings)
+    identity = identity or HubIdentity(prefix)
+
+    app = FastAPI(
+        title="Antigravity workspace service",
+        version="1",
+        description="Workspaces, members, quotas and the audit log. Authenticate with a hub API token "
+        "(`Authorization: token …`) or, in a browser, through the hub's login.",
+        openapi_url=f"{prefix}/api/openapi.json",
+        docs_url=f"{prefix}/api/docs",
+        redoc_url=None,
+    )
+
+    def session() -> Iterator[Session]:
+        with make_session() as s:
+            yield s
+
+    async def caller(request: Request) -> Caller:
+        return await identity.caller(request)
+
+    async def page_caller(request: Request) -> Caller:
+        return await identity.caller(request, browser=True)
+
+    @app.exception_handler(store.Refused)
+    async def _refused(_: Request, exc: store.Refused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(_: Request, exc: LoginRequired) -> Response:
+        url, state = identity.login_redirect(exc.next_url)
+        response = RedirectResponse(url, status_code=302)
+        response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=prefix, max_age=600)
+        return response
+
+    api = APIRouter(prefix=f"{prefix}/api", tags=["workspaces"])
+
+    @api.get("/workspaces", response_model=list[WorkspaceOut])
+    def list_workspaces(who: Caller = Depends(caller), db: Session = Depends(session)):
+        """Workspaces the caller belongs to; every workspace for platform admins."""
+        return [WorkspaceOut.of(ws, who) for ws in store.list_for(db, who)]
+
+    @api.post("/workspaces", response_model=WorkspaceOut, status_code=201)
+    def create_workspace(body: WorkspaceCreate, who: Caller = Depends(caller), db: Session = Depends(session)):
+        """Create a workspace and provision its bucket, namespace and Trino schema (admins)."""
+        ws = store.create(db, who, provisioner, **body.model_dump())
+        return _provisioned(ws, who, 201)
+
+    @api.get("/workspaces/{slug}", response_model=WorkspaceOut)
+    def get_workspace(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
+        return WorkspaceOut.of(store.get(db, who, slug), who)
+
+    @api.patch("/workspaces/{slug}", response_model=WorkspaceOut)
+    def update_workspace(
+        slug: str, body: WorkspaceUpdate, who: Caller = Depends(caller), db: Session = Depends(session)
+    ):
+        return WorkspaceOut.of(store.update(db, who, slug, **body.model_dump()), who)
+
+    @api.post("/workspaces/{slug}/provision", response_model=WorkspaceOut)
+    def retry_provisioning(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
+        """Run provisioning again: completes a workspace left ``failed``; a no-op on a ready one."""
+        ws = store.provision(db, who, provisioner, store.managed(db, who, slug, "workspace.provision"))
+        return _provisioned(ws, who, 200)
+
+    @api.post("/workspaces/{slug}/archive", response_model=WorkspaceOut)
+    def archive_workspace(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
+        """Archive: the data stays, new servers are refused."""
+        return WorkspaceOut.of(store.archive(db, who, slug), who)
+
+    @api.put("/workspaces/{slug}/members/{username}", response_model=WorkspaceOut)
+    def set_member(
+        slug: str, username: str, body: MemberSet, who: Caller = Depends(caller), db: Session = Depends(session)
+    ):
+        return WorkspaceOut.of(store.set_member(db, who, slug, username, body.role), who)
+
+    @api.delete("/workspaces/{slug}/members/{username}", response_model=WorkspaceOut)
+    def remove_member(slug: str, username: str, who: Caller = Depends(caller), db: Session = Depends(session)):
+        return WorkspaceOut.of(store.remove_member(db, who, slug, username), who)
+
+    @api.get("/workspaces/{slug}/audit", response_model=list[AuditOut])
+    def workspace_audit(slug: str, limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):
+        return [AuditOut.of(ev) for ev in store.audit_log(db, who, slug, limit)]
+
+    @api.get("/audit", response_model=list[AuditOut])
+    def audit(limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):
+        """The whole audit log, newest first (admins)."""
+        return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
+
+    @api.get("/me")
+    def me(who: Caller = Depends(caller)):
+        return {"name": who.name, "admin": who.admin, "groups": sorted(who.groups)}
+
+    app.include_router(api)
+
+    # -- pages
+    @app.get(f"{prefix}/oauth_callback", include_in_schema=False)
+    async def oauth_callback(request: Request, code: str = "", state: str = ""):
+        saved = request.cookies.get(STATE_COOKIE, "")
+        expected, _, next_url = saved.partition("|")
+        if not code or not state or not secrets.compare_digest(state, expected):
+            raise HTTPException(403, "The login did not match this browser's session; start again from the hub.")
+        token = await identity.token_for_code(code)
+        if not next_url.startswith(prefix):
+            next_url = prefix + "/"
+        response = RedirectResponse(next_url, status_code=302)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax", path=prefix)
+        response.delete_cookie(STATE_COOKIE, path=prefix)
+        return response
+
+    @app.get(prefix + "/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request, who: Caller = Depends(page_caller), db: Session = Depends(session)):
+        workspaces = [WorkspaceOut.of(ws, who) for ws in store.list_for(db, who)]
+        events = [AuditOut.of(ev) for ev in store.audit_log(db, who, None, 50)] if who.admin else []
+        return _page(request, "workspaces.html", who=who, workspaces=workspaces, events=events)
+
+    @app.get(prefix, include_in_schema=False)
+    def index_slash() -> RedirectResponse:
+        return RedirectResponse(prefix + "/")
+
+    @app.get(prefix + "/health", include_in_schema=False)
+    def health() -> dict:
+        return {"ok": True}
+
+    def _page(request: Request, template: str, **context) -> HTMLResponse:
+        xsrf = request.cookies.get(XSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = TEMPLATES.TemplateResponse(
+            request, template, {"prefix": prefix, "hub_url": "", "xsrf": xsrf, **context}
+        )
+        response.set_cookie(XSRF_COOKIE, xsrf, samesite="strict", path=prefix)
+        return response
+
+    return app
+
+
+def _provisioned(ws, who: Caller, ok_status: int) -> JSONResponse:
+    body = WorkspaceOut.of(ws, who).model_dump(mode="json")
+    if body["state"] == "failed":
+        return JSONResponse(
+            {**body, "detail": f"Workspace {ws.slug!r} is recorded but not ready: {ws.failure_reason}"},
+            status_code=503,
+        )
+    return JSONResponse(body, status_code=ok_status)

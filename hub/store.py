@@ -1,0 +1,195 @@
+"""The workspace service's operations on its database: one function per action, each audited.
+
+Functions take a SQLAlchemy session and a :class:`~agp.hub.permissions.Caller`; they raise :class:`Refused`
+(with an HTTP status and a sentence) instead of returning half results.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from .models import AuditEvent, Membership, Role, State, Workspace
+from .names import InvalidName, WorkspaceNames, validate_slug, validate_username
+from .permissions import Caller, can_manage, can_view
+from .provision import Provisioner, ProvisionError
+
+log = logging.getLogger(__name__)
+
+QUOTA_FIELDS = ("cpu_limit", "memory_limit_gb", "storage_limit_gb", "max_servers")
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def audit(db: Session, caller: Caller, action: str, target: str, outcome: str = "ok", **detail: Any) -> None:
+    db.add(AuditEvent(actor=caller.name, action=action, target=target, outcome=outcome, detail=detail))
+
+
+def _load(db: Session, slug: str) -> Workspace:
+    try:
+        validate_slug(slug)
+    except InvalidName as e:
+        raise Refused(404, f"There is no workspace {slug[:60]!r}.") from e
+    ws = db.scalars(select(Workspace).where(Workspace.slug == slug).options(selectinload(Workspace.members))).first()
+    if ws is None:
+        raise Refused(404, f"There is no workspace {slug!r}.")
+    return ws
+
+
+def get(db: Session, caller: Caller, slug: str) -> Workspace:
+    ws = _load(db, slug)
+    if not can_view(ws, caller):
+        # The same answer as for a missing workspace: names of others' workspaces do not leak.
+        raise Refused(404, f"There is no workspace {slug!r}.")
+    return ws
+
+
+def managed(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
+    ws = get(db, caller, slug)
+    if not can_manage(ws, caller):
+        audit(db, caller, action, slug, "denied")
+        db.commit()
+        raise Refused(403, f"Only owners of {slug!r} and platform admins may do that.")
+    return ws
+
+
+def list_for(db: Session, caller: Caller) -> list[Workspace]:
+    rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug)).all()
+    return [ws for ws in rows if can_view(ws, caller)]
+
+
+def create(
+    db: Session,
+    caller: Caller,
+    provisioner: Provisioner,
+    slug: str,
+    display_name: str | None = None,
+    description: str = "",
+    keycloak_group: str | None = None,
+    group_role: str = "editor",
+    owner: str | None = None,
+    **quotas: Any,
+) -> Workspace:
+    if not caller.admin:
+        audit(db, caller, "workspace.create", str(slug)[:255], "denied")
+        db.commit()
+        raise Refused(403, "Only platform admins create workspaces.")
+    try:
+        names = WorkspaceNames(slug)
+    except InvalidName as e:
+        raise Refused(422, str(e)) from e
+    ws = Workspace(
+        slug=names.slug,
+        display_name=display_name or names.slug,
+        description=description,
+        state=State.provisioning,
+        created_by=caller.name,
+        keycloak_group=keycloak_group,
+        group_role=Role(group_role),
+        **{k: v for k, v in quotas.items() if k in QUOTA_FIELDS and v is not None},
+    )
+    owner = owner or caller.name
+    try:
+        validate_username(owner)
+    except InvalidName as e:
+        raise Refused(422, str(e)) from e
+    ws.members.append(Membership(username=owner, role=Role.owner, added_by=caller.name))
+    db.add(ws)
+    try:
+        db.flush()
+    except IntegrityError as e:
+        db.rollback()
+        raise Refused(409, f"A workspace named {slug!r} exists already; choose another name.") from e
+    audit(db, caller, "workspace.create", slug, "ok", display_name=ws.display_name)
+    db.commit()
+    return provision(db, caller, provisioner, ws)
+
+
+def provision(db: Session, caller: Caller, provisioner: Provisioner, ws: Workspace) -> Workspace:
+    """Run (or re-run) provisioning; the row ends ``ready`` or ``failed`` with the reason, never in between."""
+    if ws.state == State.archived:
+        raise Refused(409, f"Workspace {ws.slug!r} is archived; it keeps its data and is not provisioned again.")
+    ws.state, ws.failure_reason = State.provisioning, None
+    db.commit()
+    try:
+        out = provisioner.provision(WorkspaceNames(ws.slug))
+    except ProvisionError as e:
+        ws.state, ws.failure_reason = State.failed, str(e)
+        audit(db, caller, "workspace.provision", ws.slug, "error", step=e.step, reason=str(e))
+    else:
+        ws.state = State.ready
+        ws.bucket, ws.namespace, ws.trino_schema = out.bucket, out.namespace, out.trino_schema
+        audit(db, caller, "workspace.provision", ws.slug, "ok", created=out.created)
+    db.commit()
+    return ws
+
+
+def update(db: Session, caller: Caller, slug: str, **changes: Any) -> Workspace:
+    ws = managed(db, caller, slug, "workspace.update")
+    allowed = {"display_name", "description", "keycloak_group", "group_role", *QUOTA_FIELDS}
+    applied = {k: v for k, v in changes.items() if k in allowed and v is not None}
+    if any(k in QUOTA_FIELDS or k in {"keycloak_group", "group_role"} for k in applied) and not caller.admin:
+        raise Refused(403, "Only platform admins change quotas and group bindings.")
+    for key, value in applied.items():
+        setattr(ws, key, Role(value) if key == "group_role" else value)
+    audit(db, caller, "workspace.update", slug, "ok", **{k: str(v) for k, v in applied.items()})
+    db.commit()
+    return ws
+
+
+def archive(db: Session, caller: Caller, slug: str) -> Workspace:
+    ws = managed(db, caller, slug, "workspace.archive")
+    ws.state = State.archived
+    audit(db, caller, "workspace.archive", slug)
+    db.commit()
+    return ws
+
+
+def set_member(db: Session, caller: Caller, slug: str, username: str, role: str) -> Workspace:
+    ws = managed(db, caller, slug, "member.set")
+    try:
+        validate_username(username)
+        role_ = Role(role)
+    except (InvalidName, ValueError) as e:
+        msg = str(e) if isinstance(e, InvalidName) else "A role is one of owner, editor, viewer."
+        raise Refused(422, msg) from e
+    member = next((m for m in ws.members if m.username == username), None)
+    if member is None:
+        ws.members.append(Membership(username=username, role=role_, added_by=caller.name))
+    else:
+        member.role = role_
+    audit(db, caller, "member.set", slug, "ok", username=username, role=role_.value)
+    db.commit()
+    return ws
+
+
+def remove_member(db: Session, caller: Caller, slug: str, username: str) -> Workspace:
+    ws = managed(db, caller, slug, "member.remove")
+    member = next((m for m in ws.members if m.username == username), None)
+    if member is None:
+        raise Refused(404, f"{username[:64]!r} is not a member of {slug!r}.")
+    owners = [m for m in ws.members if m.role == Role.owner]
+    if member.role == Role.owner and len(owners) == 1:
+        raise Refused(409, f"{username!r} is the last owner of {slug!r}; make someone else owner first.")
+    ws.members.remove(member)
+    audit(db, caller, "member.remove", slug, "ok", username=username)
+    db.commit()
+    return ws
+
+
+def audit_log(db: Session, caller: Caller, slug: str | None = None, limit: int = 100) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 1000)))
+    if slug is not None:
+        managed(db, caller, slug, "audit.read")
+        query = query.where(AuditEvent.target == slug)
+    elif not caller.admin:
+        raise Refused(403, "Only platform admins read the whole audit log; owners read their workspace's.")
+    return list(db.scalars(query))

@@ -1,0 +1,78 @@
+"""The lab's flavour: one local process per (user, workspace), each user with a home folder of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, selectinload
+from tornado import web
+from traitlets import Dict, Unicode, default
+
+from agp.hub.models import Workspace
+from agp.hub.permissions import Caller
+
+from .workspace import SpawnRefused, check_spawn, workspace_env
+
+_engines: dict[str, object] = {}
+
+
+class WorkspaceMixin:
+    """Membership and state checked at spawn; the workspace's endpoints handed to the server."""
+
+    db_url = Unicode(config=True, help="SQLAlchemy URL of the workspace database (the service's, read-only here).")
+    data_plane_env = Dict(config=True, help="Endpoints every workspace server gets; see agp.spawner.data_plane_env.")
+
+    def _lookup(self, slug: str) -> Workspace | None:
+        engine = _engines.get(self.db_url) or _engines.setdefault(
+            self.db_url, create_engine(self.db_url, pool_pre_ping=True)
+        )
+        with Session(engine) as db:
+            return db.scalars(
+                select(Workspace).where(Workspace.slug == slug).options(selectinload(Workspace.members))
+            ).first()
+
+    async def check_workspace(self) -> None:
+        caller = Caller(self.user.name, bool(self.user.admin), frozenset(g.name for g in self.user.groups))
+        ws = await asyncio.to_thread(self._lookup, self.name) if self.name else None
+        try:
+            names = check_spawn(self.name, ws, caller)
+        except SpawnRefused as e:
+            self.log.warning("refused server %r for %s: %s", self.name, self.user.name, e)
+            err = web.HTTPError(403, str(e))
+            err.jupyterhub_message = str(e)
+            raise err from None
+        self.workspace_environment = workspace_env(self.data_plane_env, names, ws)
+
+
+class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
+    """Runs JupyterLab for (user, workspace) as a local process; for one machine (the lab), not for production."""
+
+    home_root = Unicode(config=True, help="Folder that holds one home folder per user.")
+    workspace_environment: dict[str, str] = {}
+
+    @default("home_dir")
+    def _home_dir(self) -> str:
+        return str(Path(self.home_root) / self.user.name)
+
+    @default("default_url")
+    def _default_url(self) -> str:
+        return "/lab"
+
+    async def start(self):
+        await self.check_workspace()
+        notebook_dir = Path(self.home_dir) / "workspaces" / self.name
+        notebook_dir.mkdir(parents=True, exist_ok=True)
+        self.notebook_dir = str(notebook_dir)
+        if os.geteuid() == 0 and "--allow-root" not in self.args:
+            self.args = [*self.args, "--allow-root"]
+        return await super().start()
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.update(self.workspace_environment)
+        env["HOME"] = self.home_dir
+        return env
