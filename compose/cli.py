@@ -141,7 +141,8 @@ def _print_where(st: dict) -> None:
     users = ", ".join(f"{u['username']} ({u['role']})" for u in st["demo_users"])
     password = st["demo_users"][0]["password"]
     kc = st["services"]["keycloak"]["endpoints"]
-    out.print(f"Log in at [bold]{kc['http']}/realms/{st['realm']}/account[/bold] as {users}; password {password}")
+    hub = st["services"]["jupyterhub"]["endpoints"]["hub"]
+    out.print(f"Log in at [bold]{hub}[/bold] as {users}; password {password}")
     out.print(
         f"Keycloak admin console: {kc['admin_console']} ({st['credentials']['keycloak_admin']['user']} / "
         f"{st['credentials']['keycloak_admin']['password']})"

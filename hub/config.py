@@ -76,36 +76,41 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     ]
 
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.JupyterHub.template_vars = {"my_workspaces": MyWorkspaces(s.db_url)}
+    db_url = s.db_url
+
+    def my_workspaces(user: Any) -> list[dict]:
+        # A plain function: JupyterHub deep-copies its config, and an engine cannot be copied.
+        return _my_workspaces(db_url, user)
+
+    c.JupyterHub.template_vars = {"my_workspaces": my_workspaces}
 
 
-class MyWorkspaces:
+_engines: dict[str, Any] = {}
+
+
+def _my_workspaces(db_url: str, user: Any) -> list[dict]:
     """The home page's "My workspaces": the caller's workspaces with the state of their servers."""
-
-    def __init__(self, db_url: str):
-        self.engine = create_engine(db_url, pool_pre_ping=True, pool_size=2)
-
-    def __call__(self, user: Any) -> list[dict]:
-        if user is None:
-            return []
-        caller = Caller(user.name, bool(user.admin), frozenset(g.name for g in user.groups))
-        with Session(self.engine) as db:
-            rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug))
-            mine = [(ws, effective_role(ws, caller)) for ws in rows]
-        out = []
-        for ws, role in mine:
-            if role is None:
-                continue
-            spawner = user.spawners.get(ws.slug) if ws.slug in user.orm_user.orm_spawners else None
-            out.append(
-                {
-                    "slug": ws.slug,
-                    "display_name": ws.display_name,
-                    "state": str(getattr(ws.state, "value", ws.state)),
-                    "role": role.value,
-                    "running": bool(spawner and spawner.ready),
-                    "pending": bool(spawner and spawner.pending),
-                    "url": f"{user.url}{ws.slug}/",
-                }
-            )
-        return out
+    if user is None:
+        return []
+    engine = _engines.get(db_url) or _engines.setdefault(db_url, create_engine(db_url, pool_pre_ping=True))
+    caller = Caller(user.name, bool(user.admin), frozenset(g.name for g in user.groups))
+    with Session(engine) as db:
+        rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug))
+        mine = [(ws, effective_role(ws, caller)) for ws in rows]
+    out = []
+    for ws, role in mine:
+        if role is None:
+            continue
+        spawner = user.spawners.get(ws.slug)
+        out.append(
+            {
+                "slug": ws.slug,
+                "display_name": ws.display_name,
+                "state": str(getattr(ws.state, "value", ws.state)),
+                "role": role.value,
+                "running": bool(spawner and spawner.ready),
+                "pending": bool(spawner and spawner.pending),
+                "url": f"{user.url}{ws.slug}/",
+            }
+        )
+    return out

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, selectinload
 from tornado import web
 from traitlets import Dict, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from agp.hub.models import Workspace
 from agp.hub.permissions import Caller
@@ -20,7 +21,7 @@ from .workspace import SpawnRefused, check_spawn, workspace_env
 _engines: dict[str, object] = {}
 
 
-class WorkspaceMixin:
+class WorkspaceMixin(LoggingConfigurable):
     """Membership and state checked at spawn; the workspace's endpoints handed to the server."""
 
     db_url = Unicode(config=True, help="SQLAlchemy URL of the workspace database (the service's, read-only here).")

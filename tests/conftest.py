@@ -10,6 +10,12 @@ trino_conn      a ``trino`` DBAPI connection on the lab's Trino, ``iceberg`` cat
 new_namespace   factory: a unique Iceberg namespace, dropped with its tables after the test
 free_port       factory: a TCP port nothing listens on
 spare_settings  factory: settings of a second, throw-away lab in ``tmp_path`` on free ports
+hub_url         the lab's JupyterHub URL
+login           factory: a :class:`~hubclient.HubSession` of a demo user, logged in through Keycloak's form
+admin_api       the workspace API with a hub token of the demo platform admin (session)
+user_api        factory: the workspace API with a hub token of one demo user
+new_workspace   factory: a workspace made through the API by the admin; removed with its data after the test
+keycloak_admin  Keycloak's admin REST API for the lab realm
 
 Integration tests are marked ``integration``; when one fails, the tail of each lab service's log is printed.
 """
@@ -22,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hubclient import Api, HubSession, KeycloakAdmin
 
 from agp.compose import clients
 from agp.compose.lab import Lab, LabError
@@ -111,6 +118,90 @@ def spare_settings(tmp_path: Path, settings: Settings) -> Iterator[Callable[...,
     yield make
     for st in made:
         Lab(st).purge()
+
+
+@pytest.fixture(scope="session")
+def hub_url(lab: Lab) -> str:
+    return lab.settings.hub_url
+
+
+@pytest.fixture(scope="session")
+def login(hub_url: str, settings: Settings) -> Callable[..., HubSession]:
+    def make(username: str, password: str | None = None) -> HubSession:
+        session = HubSession(hub_url)
+        session.login(username, password or settings.credentials.demo_password)
+        return session
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _tokens(login) -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture(scope="session")
+def user_api(login, hub_url, _tokens) -> Callable[[str], Api]:
+    def make(username: str) -> Api:
+        if username not in _tokens:
+            _tokens[username] = login(username).new_token(username)
+        return Api(hub_url, _tokens[username])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin_api(user_api) -> Api:
+    return user_api("admin")
+
+
+@pytest.fixture
+def new_workspace(admin_api: Api, settings: Settings) -> Iterator[Callable[..., dict]]:
+    made: list[str] = []
+
+    def make(expect: int = 201, **body) -> dict:
+        body.setdefault("slug", f"t-{uuid.uuid4().hex[:10]}")
+        made.append(body["slug"])
+        r = admin_api("POST", "/workspaces", json=body)
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    yield make
+    for slug in made:
+        remove_workspace(settings, slug)
+
+
+def remove_workspace(settings: Settings, slug: str) -> None:
+    """Tests only: delete a workspace with its bucket and namespace (the product archives instead)."""
+    from sqlalchemy import delete
+
+    from agp.hub import db
+    from agp.hub.models import Workspace
+    from agp.hub.names import WorkspaceNames
+
+    names = WorkspaceNames(slug)
+    catalog = clients.load_catalog(settings)
+    if (names.namespace,) in catalog.list_namespaces():
+        for table in catalog.list_tables(names.namespace):
+            catalog.purge_table(table)
+        catalog.drop_namespace(names.namespace)
+    s3 = clients.s3_client(settings)
+    if names.bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        for obj in s3.list_objects_v2(Bucket=names.bucket).get("Contents", []):
+            s3.delete_object(Bucket=names.bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=names.bucket)
+    engine = db.make_engine(settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(delete(Workspace).where(Workspace.slug == slug))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def keycloak_admin(lab: Lab) -> KeycloakAdmin:
+    s = lab.settings
+    return KeycloakAdmin(
+        s.url("keycloak"), s.realm, s.credentials.keycloak_admin, s.credentials.keycloak_admin_password
+    )
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

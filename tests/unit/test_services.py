@@ -60,6 +60,7 @@ def test_postgres_runs_as_the_postgres_user_with_a_fast_shutdown():
 def test_keycloak_moves_its_management_port_off_9000():
     svc = services.keycloak(SETTINGS, PATHS, JDK)
     assert "--http-management-port=9180" in svc.command
+    assert "--cache=local" in svc.command, "a single node must not wait for cluster discovery"
     assert svc.health.target == "http://127.0.0.1:9180/health/ready"
     assert svc.ports == {"keycloak": 8180, "keycloak_management": 9180}
 
