@@ -78,6 +78,18 @@ def down(purge: bool) -> None:
 
 
 @lab.command()
+@click.argument("service")
+def restart(service: str) -> None:
+    """Restart one service of the running lab and wait until it is healthy."""
+    from .lab import LabError
+
+    try:
+        _lab().restart(service)
+    except LabError as e:
+        _fail(e)
+
+
+@lab.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def status(as_json: bool) -> None:
     """Each service's state, health and endpoints, with the lab's credentials and demo users."""

@@ -268,7 +268,7 @@ class Lab:
                     self.down(quiet=True)
                 else:
                     for name in started:
-                        self.supervisor._proxy().supervisor.stopProcess(name, True)
+                        self.supervisor.stop_program(name)
             raise
 
     def _up(self, started: list[str]) -> None:
@@ -357,6 +357,19 @@ class Lab:
 
     def s3_client(self):
         return clients.s3_client(self.settings)
+
+    def restart(self, name: str) -> None:
+        """Stop and start one service and wait until it is healthy again (the rest keeps running)."""
+        svc = next((svc for svc in self.services() if svc.name == name), None)
+        if svc is None or not self.supervisor.running():
+            raise LabError(f"There is no running lab service {name!r}; `agp lab up` starts the lab.")
+        self.supervisor.stop_program(name)
+        self.supervisor.start_program(name)
+        self._wait([svc], time.monotonic())
+
+    def stop(self, name: str) -> None:
+        """Stop one service (tests use it to take a dependency away)."""
+        self.supervisor.stop_program(name)
 
     # ---------------------------------------------------------------- down
     def down(self, quiet: bool = False) -> list[str]:

@@ -86,6 +86,13 @@ class Supervisor:
             if "ALREADY_STARTED" not in e.faultString:
                 raise
 
+    def stop_program(self, name: str) -> None:
+        try:
+            self._proxy().supervisor.stopProcess(name, True)
+        except xmlrpc.client.Fault as e:
+            if "NOT_RUNNING" not in e.faultString:
+                raise
+
     def info(self, name: str) -> dict:
         try:
             return self._proxy().supervisor.getProcessInfo(name)

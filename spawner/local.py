@@ -43,7 +43,7 @@ class WorkspaceMixin(LoggingConfigurable):
             names = check_spawn(self.name, ws, caller)
         except SpawnRefused as e:
             self.log.warning("refused server %r for %s: %s", self.name, self.user.name, e)
-            err = web.HTTPError(403, str(e))
+            err = web.HTTPError(403, str(e), reason="Forbidden")
             err.jupyterhub_message = str(e)
             raise err from None
         self.workspace_environment = workspace_env(self.data_plane_env, names, ws)
