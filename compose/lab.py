@@ -138,6 +138,8 @@ class Lab:
         except fetch.FetchError as e:
             raise LabError(str(e)) from e
         self._build_keycloak(javas["keycloak"])
+        # Runtime options of Keycloak's datasource that its CLI does not expose: survive a PostgreSQL restart.
+        (p.keycloak_home / "conf" / "quarkus.properties").write_text(services.KEYCLOAK_QUARKUS_PROPERTIES)
         self._install_proxy()
         self.paths.hub.mkdir(parents=True, exist_ok=True)
         return self.services(javas)

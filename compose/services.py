@@ -284,6 +284,9 @@ def jupyterhub(s: Settings, p: LabPaths, crypt_key: str) -> Service:
 
 HUB_CONFIG = Path(__file__).parent.parent / "hub" / "jupyterhub_config.py"
 
+KEYCLOAK_QUARKUS_PROPERTIES = (
+    "quarkus.datasource.jdbc.validate-on-borrow=true\nquarkus.datasource.jdbc.background-validation-interval=10S\n"
+)
 KEYCLOAK_BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true", "--metrics-enabled=false")
 
 
@@ -381,6 +384,7 @@ def supervisor_conf(p: LabPaths, services: list[Service]) -> str:
             f"environment={env}",
             "autostart=false",
             "autorestart=false",
+            f"priority={svc.phase * 100}",  # supervisord stops the highest first: the hub before its database
             "startsecs=1",
             "startretries=0",
             "stopasgroup=true",

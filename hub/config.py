@@ -27,6 +27,7 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.JupyterHub.bind_url = s.hub_url
     c.JupyterHub.hub_bind_url = f"http://{host}:{s.ports.hub_api}"
     c.JupyterHub.db_url = s.hub_db_url
+    c.JupyterHub.db_kwargs = {"pool_pre_ping": True}  # survive a PostgreSQL restart without a failed request
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = [chp]
