@@ -162,5 +162,13 @@ def _print_where(st: dict) -> None:
     out.print("Machine-readable: agp lab status --json   Stop: agp lab down")
 
 
+def _register_workspace_cli() -> None:
+    from agp.hub.cli import workspace
+
+    main.add_command(workspace)
+
+
+_register_workspace_cli()
+
 if __name__ == "__main__":
     main()

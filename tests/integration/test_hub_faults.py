@@ -17,7 +17,9 @@ def _buckets(settings) -> set[str]:
     return {b["Name"] for b in clients.s3_client(settings).list_buckets()["Buckets"]}
 
 
-def test_minio_down_during_provisioning_leaves_failed_then_retry_completes(lab: Lab, new_workspace, admin_api, settings):
+def test_minio_down_during_provisioning_leaves_failed_then_retry_completes(
+    lab: Lab, new_workspace, admin_api, settings
+):
     lab.stop("minio")
     try:
         failed = new_workspace(expect=503)
@@ -34,7 +36,11 @@ def test_minio_down_during_provisioning_leaves_failed_then_retry_completes(lab: 
     assert retried.status_code == 200, retried.text
     assert retried.json()["state"] == "ready" and retried.json()["failure_reason"] is None
     assert f"agp-ws-{slug}" in _buckets(settings)
-    outcomes = [e["outcome"] for e in admin_api("GET", f"/workspaces/{slug}/audit").json() if e["action"] == "workspace.provision"]
+    outcomes = [
+        e["outcome"]
+        for e in admin_api("GET", f"/workspaces/{slug}/audit").json()
+        if e["action"] == "workspace.provision"
+    ]
     assert outcomes[:2] == ["ok", "error"], "newest first: the retry succeeded after the failure"
 
 
