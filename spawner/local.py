@@ -46,6 +46,7 @@ class WorkspaceMixin(LoggingConfigurable):
             err = web.HTTPError(403, str(e), reason="Forbidden")
             err.jupyterhub_message = str(e)
             raise err from None
+        self.workspace, self.workspace_names = ws, names
         self.workspace_environment = workspace_env(self.data_plane_env, names, ws)
 
 

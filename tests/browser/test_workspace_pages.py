@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import remove_workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -25,8 +24,15 @@ def browser():
         b = pw.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield b
         b.close()

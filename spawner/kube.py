@@ -1,0 +1,72 @@
+"""The Kubernetes flavour: a KubeSpawner whose pod settings come from pure builders of the workspace."""
+
+from __future__ import annotations
+
+import re
+
+from kubespawner import KubeSpawner
+
+from agp.hub.models import Workspace
+from agp.hub.names import WorkspaceNames
+
+from .local import WorkspaceMixin
+
+PART_OF = "antigravity"
+
+
+def resources(ws: Workspace) -> dict[str, object]:
+    """Workspace quota to pod resources: the limit is the quota, the guarantee a quarter of it."""
+    return {
+        "cpu_limit": float(ws.cpu_limit),
+        "cpu_guarantee": round(float(ws.cpu_limit) / 4, 3),
+        "mem_limit": f"{int(ws.memory_limit_gb * 1024)}M",
+        "mem_guarantee": f"{int(ws.memory_limit_gb * 1024 / 4)}M",
+    }
+
+
+def label_value(value: str) -> str:
+    """A Kubernetes label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", value)[:63].strip("._-")
+    return cleaned or "none"
+
+
+def labels(username: str, names: WorkspaceNames) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": "workspace-server",
+        "antigravity.io/workspace": names.slug,
+        "antigravity.io/user": label_value(username),
+    }
+
+
+def pod_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[str, str]) -> dict[str, object]:
+    """Everything the workspace decides about its pod, as keyword arguments of ``kubespawner.objects.make_pod``."""
+    return {
+        **resources(ws),
+        "labels": labels(username, names),
+        "annotations": {"antigravity.io/workspace-display-name": ws.display_name},
+        "env": dict(sorted(env.items())),
+        "uid": 1000,
+        "gid": 100,
+        "fs_gid": 100,
+        "allow_privilege_escalation": False,
+        "container_security_context": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
+        "pod_security_context": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "automount_service_account_token": False,
+    }
+
+
+class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
+    """One pod per (user, workspace) with the workspace's quota, labels and endpoints."""
+
+    async def start(self):
+        await self.check_workspace()
+        settings = pod_settings(self.user.name, self.workspace_names, self.workspace, self.workspace_environment)
+        self.cpu_limit, self.cpu_guarantee = settings["cpu_limit"], settings["cpu_guarantee"]
+        self.mem_limit, self.mem_guarantee = settings["mem_limit"], settings["mem_guarantee"]
+        self.extra_labels = {**self.extra_labels, **settings["labels"]}
+        self.extra_annotations = {**self.extra_annotations, **settings["annotations"]}
+        self.environment = {**self.environment, **settings["env"]}
+        self.allow_privilege_escalation = False
+        self.automount_service_account_token = False
+        return await super().start()
