@@ -62,8 +62,13 @@ def managed(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
 
 
 def list_for(db: Session, caller: Caller) -> list[Workspace]:
-    rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug)).all()
-    return [ws for ws in rows if can_view(ws, caller)]
+    query = select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug)
+    if not caller.admin:
+        # Narrow in SQL to the caller's memberships and group bindings; can_view stays the one rule.
+        groups = [f"/{g}" for g in caller.groups] + list(caller.groups)
+        mine = select(Membership.workspace_id).where(Membership.username == caller.name)
+        query = query.where(Workspace.id.in_(mine) | Workspace.keycloak_group.in_(groups))
+    return [ws for ws in db.scalars(query).all() if can_view(ws, caller)]
 
 
 def create(
