@@ -29,7 +29,8 @@ def test_status_json_names_every_endpoint_and_credential(lab):
     assert out.returncode == 0, out.stderr
     st = json.loads(out.stdout)
     assert st["running"] is True and st["healthy"] is True
-    assert set(st["services"]) == {"postgres", "minio", "nessie", "trino", "keycloak"}
+    assert set(st["services"]) == {"postgres", "minio", "nessie", "trino", "keycloak", "jupyterhub"}
+    assert st["services"]["jupyterhub"]["endpoints"]["hub"] == lab.settings.hub_url
     assert st["services"]["trino"]["endpoints"]["http"] == lab.settings.trino_url
     assert st["services"]["nessie"]["endpoints"]["iceberg_rest"] == lab.settings.catalog_uri
     assert st["services"]["keycloak"]["endpoints"]["issuer"].endswith("/realms/antigravity")
