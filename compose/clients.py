@@ -6,6 +6,7 @@ credentials from the workspace service instead.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .settings import Settings
@@ -32,17 +33,38 @@ def load_catalog(settings: Settings, name: str = "lab") -> Any:
     return _load(name, **catalog_properties(settings))
 
 
-def trino_connect(settings: Settings, user: str = "agp-lab", schema: str | None = None) -> Any:
+SERVICE_USER = "agp-service"
+
+
+def trino_connect(settings: Settings, user: str = SERVICE_USER, schema: str | None = None, ttl: int = 900) -> Any:
+    """A Trino connection over HTTPS as ``user``, with a JWT signed by the lab's broker key (platform tools only)."""
     import trino
 
+    from .keys import KeyPaths, mint_trino_token
+
+    paths = KeyPaths(settings.keys_dir)
+    token, _ = mint_trino_token(paths.broker_private.read_bytes(), user, ttl=ttl)
     return trino.dbapi.connect(
+        http_session=tls_session(paths.trino_ca),
         host=settings.host,
-        port=settings.ports.trino,
+        port=settings.ports.trino_https,
         user=user,
         catalog="iceberg",
         schema=schema,
-        http_scheme="http",
+        http_scheme="https",
+        auth=trino.auth.JWTAuthentication(token),
     )
+
+
+def tls_session(ca_file: Path) -> Any:
+    """A requests session that trusts ``ca_file``. ``trust_env`` is off: with it, requests lets
+    REQUESTS_CA_BUNDLE override the session's own ``verify`` (a long-standing requests behaviour)."""
+    import requests
+
+    session = requests.Session()
+    session.verify = str(ca_file)
+    session.trust_env = False
+    return session
 
 
 def s3_client(settings: Settings) -> Any:

@@ -45,7 +45,7 @@ def _catalog(settings: Settings) -> dict:
 
 def _trino(settings: Settings) -> dict:
     try:
-        with clients.trino_connect(settings, user="agp-doctor") as conn:
+        with clients.trino_connect(settings) as conn:
             cur = conn.cursor()
             cur.execute("SHOW CATALOGS")
             catalogs = sorted(row[0] for row in cur.fetchall())

@@ -25,7 +25,10 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from . import clients, fetch, health, java, ports, services, versions
+from agp.hub.trino_rules import build_rules, write_atomically
+
+from . import clients, fetch, health, java, keys, ports, services, versions
+from .keys import KeyPaths
 from .services import LabPaths, Service
 from .settings import Settings
 from .supervise import DEAD, Supervisor
@@ -74,9 +77,13 @@ class Lab:
             services.minio(s, p),
             services.nessie(s, p, javas["nessie"]),
             services.keycloak(s, p, javas["keycloak"]),
-            services.trino(s, p, javas["trino"]),
+            services.trino(s, p, javas["trino"], self._read_key(KeyPaths(s.keys_dir).internal_secret)),
             services.jupyterhub(s, p, self._crypt_key()),
         ]
+
+    @staticmethod
+    def _read_key(path: Path) -> str:
+        return path.read_text().strip() if path.exists() else ""
 
     def _crypt_key(self) -> str:
         """JupyterHub's key for encrypted auth state: made once per lab, kept readable by root only."""
@@ -142,6 +149,11 @@ class Lab:
         (p.keycloak_home / "conf" / "quarkus.properties").write_text(services.KEYCLOAK_QUARKUS_PROPERTIES)
         self._install_proxy()
         self.paths.hub.mkdir(parents=True, exist_ok=True)
+        keys.ensure(KeyPaths(self.settings.keys_dir), self.settings.host)
+        if not self.settings.trino_rules_path.exists():
+            # Never start Trino without a rules file: no file would mean allow-all. The workspace service
+            # rewrites it from the membership table as soon as it runs.
+            write_atomically(self.settings.trino_rules_path, build_rules([], admins=[]))
         return self.services(javas)
 
     def _install_proxy(self) -> None:

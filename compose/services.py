@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import versions
 from .java import Java
+from .keys import ISSUER, TRINO_AUDIENCE, KeyPaths
 from .settings import Settings
 
 CONFIG_DIR = Path(__file__).parent / "config"
@@ -195,7 +196,7 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
     )
 
 
-def trino(s: Settings, p: LabPaths, java: Java) -> Service:
+def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "") -> Service:
     return Service(
         name="trino",
         title=f"Trino {versions.TRINO_VERSION}",
@@ -206,11 +207,16 @@ def trino(s: Settings, p: LabPaths, java: Java) -> Service:
             f"--data-dir={p.trino / 'data'}",
         ),
         cwd=p.trino,
-        env={**shared_env(s), **java_env(java)},
-        ports={"trino": s.ports.trino},
+        env={**shared_env(s), **java_env(java), "AGP_TRINO_INTERNAL_SECRET": internal_secret},
+        ports={"trino": s.ports.trino, "trino_https": s.ports.trino_https},
         health=Health("trino", s.url("trino", "/v1/info")),
         phase=2,
-        endpoints={"http": s.trino_url, "catalog": "iceberg"},
+        endpoints={
+            "https": s.trino_https_url,
+            "http": s.trino_url,
+            "catalog": "iceberg",
+            "ca_certificate": str(KeyPaths(s.keys_dir).trino_ca),
+        },
         java=java,
     )
 
@@ -313,10 +319,19 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
         "-XX:+EnableDynamicAgentLoading",
     ]
     heap_mb = _megabytes(s.trino_heap)
+    keys = KeyPaths(s.keys_dir)
     config = {
         "coordinator": "true",
         "node-scheduler.include-coordinator": "true",
         "http-server.http.port": str(s.ports.trino),
+        "http-server.https.enabled": "true",
+        "http-server.https.port": str(s.ports.trino_https),
+        "http-server.https.keystore.path": str(keys.trino_keystore),
+        "http-server.authentication.type": "JWT",
+        "http-server.authentication.jwt.key-file": str(keys.broker_public),
+        "http-server.authentication.jwt.required-issuer": ISSUER,
+        "http-server.authentication.jwt.required-audience": TRINO_AUDIENCE,
+        "internal-communication.shared-secret": "${ENV:AGP_TRINO_INTERNAL_SECRET}",
         "discovery.uri": s.trino_url,
         "query.max-memory": f"{heap_mb // 2}MB",
         "query.max-memory-per-node": f"{heap_mb // 2}MB",
@@ -335,6 +350,13 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
         etc / "config.properties": _properties(config),
         etc / "node.properties": _properties(node),
         etc / "log.properties": "io.trino=INFO\n",
+        etc / "access-control.properties": _properties(
+            {
+                "access-control.name": "file",
+                "security.config-file": str(s.trino_rules_path),
+                "security.refresh-period": "5s",
+            }
+        ),
     }
     for f in sorted(catalog.glob("*.properties")):
         files[etc / "catalog" / f.name] = f.read_text()

@@ -32,7 +32,8 @@ class Ports(BaseModel):
     minio_console: int = Field(9001, description="MinIO web console")
     nessie: int = Field(19120, description="Nessie: the Iceberg REST catalog is served under /iceberg")
     nessie_management: int = Field(19121, description="Nessie health and metrics (Quarkus management)")
-    trino: int = Field(8080, description="Trino coordinator HTTP")
+    trino: int = Field(8080, description="Trino coordinator HTTP (health and internal traffic; users go to HTTPS)")
+    trino_https: int = Field(8443, description="Trino coordinator HTTPS, where users authenticate with a JWT")
     keycloak: int = Field(8180, description="Keycloak HTTP")
     keycloak_management: int = Field(9180, description="Keycloak health and metrics (moved off 9000)")
     hub: int = Field(8000, description="JupyterHub public proxy")
@@ -123,6 +124,20 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint(self) -> str:
         return self.url("minio")
+
+    @property
+    def keys_dir(self) -> Path:
+        """The lab's keys (agp.compose.keys): broker signing key, Trino's TLS certificate."""
+        return self.lab_dir / "secrets"
+
+    @property
+    def trino_rules_path(self) -> Path:
+        """Trino's file-based access rules, rewritten by the workspace service when memberships change."""
+        return self.lab_dir / "trino" / "etc" / "rules.json"
+
+    @property
+    def trino_https_url(self) -> str:
+        return f"https://{self.host}:{self.ports.trino_https}"
 
     @property
     def catalog_uri(self) -> str:

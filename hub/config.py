@@ -73,7 +73,7 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     ]
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]},
-        {"name": "workspace-service", "scopes": ["read:users", "read:groups"], "services": [SERVICE]},
+        {"name": "workspace-service", "scopes": ["list:users", "read:users", "read:groups"], "services": [SERVICE]},
     ]
 
     c.JupyterHub.template_paths = [str(TEMPLATES)]

@@ -84,7 +84,7 @@ class Provisioner:
 
     def _check_trino(self, schema: str) -> None:
         deadline = time.monotonic() + self.trino_timeout
-        with clients.trino_connect(self.settings, user="agp-provisioner") as conn:
+        with clients.trino_connect(self.settings) as conn:
             cur = conn.cursor()
             while True:
                 cur.execute(

@@ -63,7 +63,7 @@ def catalog(lab: Lab):
 
 @pytest.fixture(scope="session")
 def trino_conn(lab: Lab) -> Iterator:
-    conn = clients.trino_connect(lab.settings, user="agp-tests")
+    conn = clients.trino_connect(lab.settings)
     yield conn
     conn.close()
 

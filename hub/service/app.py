@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -15,7 +18,7 @@ from sqlalchemy.orm import Session
 from agp.compose.settings import Settings
 
 from .. import db as dbmod
-from .. import store
+from .. import rules_sync, store
 from ..permissions import Caller
 from ..provision import Provisioner
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
@@ -25,7 +28,9 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def create_app(settings: Settings, prefix: str, identity: HubIdentity | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, prefix: str, identity: HubIdentity | None = None, rules_interval: float = 10.0
+) -> FastAPI:
     prefix = "/" + prefix.strip("/")
     engine = dbmod.make_engine(settings.db_url)
     dbmod.upgrade(engine)
@@ -33,7 +38,30 @@ def create_app(settings: Settings, prefix: str, identity: HubIdentity | None = N
     provisioner = Provisioner(settings)
     identity = identity or HubIdentity(prefix)
 
+    def sync_rules() -> None:
+        """Trino's rules follow every change of workspaces, members, admins and groups."""
+        try:
+            hub = rules_sync.fetch_hub_users(identity.auth.api_url, identity.auth.api_token)
+        except httpx.HTTPError:
+            log.exception("could not read the hub's users; Trino rules keep their last state")
+            return
+        with make_session() as s:
+            rules_sync.sync(settings, s, hub)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        async def every(seconds: float) -> None:
+            # Also catches what no request here changes: hub admins and Keycloak groups, seen at each login.
+            while True:
+                await asyncio.to_thread(sync_rules)
+                await asyncio.sleep(seconds)
+
+        task = asyncio.create_task(every(rules_interval))
+        yield
+        task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Antigravity workspace service",
         version="1",
         description="Workspaces, members, quotas and the audit log. Authenticate with a hub API token "
@@ -75,6 +103,7 @@ def create_app(settings: Settings, prefix: str, identity: HubIdentity | None = N
     def create_workspace(body: WorkspaceCreate, who: Caller = Depends(caller), db: Session = Depends(session)):
         """Create a workspace and provision its bucket, namespace and Trino schema (admins)."""
         ws = store.create(db, who, provisioner, **body.model_dump())
+        sync_rules()
         return _provisioned(ws, who, 201)
 
     @api.get("/workspaces/{slug}", response_model=WorkspaceOut)
@@ -85,28 +114,37 @@ def create_app(settings: Settings, prefix: str, identity: HubIdentity | None = N
     def update_workspace(
         slug: str, body: WorkspaceUpdate, who: Caller = Depends(caller), db: Session = Depends(session)
     ):
-        return WorkspaceOut.of(store.update(db, who, slug, **body.model_dump()), who)
+        ws = store.update(db, who, slug, **body.model_dump())
+        sync_rules()
+        return WorkspaceOut.of(ws, who)
 
     @api.post("/workspaces/{slug}/provision", response_model=WorkspaceOut)
     def retry_provisioning(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
         """Run provisioning again: completes a workspace left ``failed``; a no-op on a ready one."""
         ws = store.provision(db, who, provisioner, store.managed(db, who, slug, "workspace.provision"))
+        sync_rules()
         return _provisioned(ws, who, 200)
 
     @api.post("/workspaces/{slug}/archive", response_model=WorkspaceOut)
     def archive_workspace(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
         """Archive: the data stays, new servers are refused."""
-        return WorkspaceOut.of(store.archive(db, who, slug), who)
+        ws = store.archive(db, who, slug)
+        sync_rules()
+        return WorkspaceOut.of(ws, who)
 
     @api.put("/workspaces/{slug}/members/{username}", response_model=WorkspaceOut)
     def set_member(
         slug: str, username: str, body: MemberSet, who: Caller = Depends(caller), db: Session = Depends(session)
     ):
-        return WorkspaceOut.of(store.set_member(db, who, slug, username, body.role), who)
+        ws = store.set_member(db, who, slug, username, body.role)
+        sync_rules()
+        return WorkspaceOut.of(ws, who)
 
     @api.delete("/workspaces/{slug}/members/{username}", response_model=WorkspaceOut)
     def remove_member(slug: str, username: str, who: Caller = Depends(caller), db: Session = Depends(session)):
-        return WorkspaceOut.of(store.remove_member(db, who, slug, username), who)
+        ws = store.remove_member(db, who, slug, username)
+        sync_rules()
+        return WorkspaceOut.of(ws, who)
 
     @api.get("/workspaces/{slug}/audit", response_model=list[AuditOut])
     def workspace_audit(slug: str, limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):

@@ -77,17 +77,23 @@ def bench_start(skip_restart: bool) -> Lab:
 
 
 def bench_select1(settings: Settings, runs: int = 50) -> None:
-    conn = clients.trino_connect(settings, user="bench")
+    conn = clients.trino_connect(settings)
     cur = conn.cursor()
 
     def via_client() -> None:
         cur.execute("SELECT 1")
         assert cur.fetchall() == [[1]]
 
+    from agp.compose.keys import KeyPaths, mint_trino_token
+
+    keys = KeyPaths(settings.keys_dir)
+    token, _ = mint_trino_token(keys.broker_private.read_bytes(), "agp-service")
     http = requests.Session()
+    http.verify = str(keys.trino_ca)
+    http.headers.update({"X-Trino-User": "agp-service", "Authorization": f"Bearer {token}"})
 
     def via_http() -> None:
-        r = http.post(f"{settings.trino_url}/v1/statement", data="SELECT 1", headers={"X-Trino-User": "bench"})
+        r = http.post(f"{settings.trino_https_url}/v1/statement", data="SELECT 1")
         doc = r.json()
         while "nextUri" in doc:
             doc = http.get(doc["nextUri"]).json()
@@ -120,7 +126,7 @@ def bench_count(settings: Settings, rows: int = 1_000_000) -> None:
         table = catalog.create_table(f"{ns}.big", schema=data.schema)
         table.append(data)
         print(f"\n{rows:,}-row Iceberg table written with pyiceberg in {time.monotonic() - t0:.1f} s")
-        cur = clients.trino_connect(settings, user="bench").cursor()
+        cur = clients.trino_connect(settings).cursor()
         trino_s, scan_s = [], []
         for _ in range(5):
             t0 = time.perf_counter()

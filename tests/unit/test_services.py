@@ -16,6 +16,14 @@ def test_trino_config_for_a_single_node_lab():
         "coordinator=true\n"
         "node-scheduler.include-coordinator=true\n"
         "http-server.http.port=8080\n"
+        "http-server.https.enabled=true\n"
+        "http-server.https.port=8443\n"
+        "http-server.https.keystore.path=/lab/secrets/trino-tls.pem\n"
+        "http-server.authentication.type=JWT\n"
+        "http-server.authentication.jwt.key-file=/lab/secrets/broker-jwt.pub\n"
+        "http-server.authentication.jwt.required-issuer=agp-broker\n"
+        "http-server.authentication.jwt.required-audience=trino\n"
+        "internal-communication.shared-secret=${ENV:AGP_TRINO_INTERNAL_SECRET}\n"
         "discovery.uri=http://127.0.0.1:8080\n"
         "query.max-memory=1024MB\n"
         "query.max-memory-per-node=1024MB\n"
@@ -27,6 +35,9 @@ def test_trino_config_for_a_single_node_lab():
         "node.id=agp-lab-coordinator\n"
         "node.data-dir=/lab/trino/data\n"
         "node.internal-address=127.0.0.1\n"
+    )
+    assert files[Path("/lab/trino/etc/access-control.properties")] == (
+        "access-control.name=file\nsecurity.config-file=/lab/trino/etc/rules.json\nsecurity.refresh-period=5s\n"
     )
     jvm = files[Path("/lab/trino/etc/jvm.config")].splitlines()
     assert "-Xmx2G" in jvm

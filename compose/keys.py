@@ -1,0 +1,99 @@
+"""The lab's own keys: the broker's JWT signing key (Trino trusts its public half), Trino's TLS certificate, and
+the secret Trino's nodes share. Made once per lab, readable by their owner only; never in a notebook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+ISSUER = "agp-broker"
+TRINO_AUDIENCE = "trino"
+
+
+@dataclass(frozen=True)
+class KeyPaths:
+    folder: Path
+
+    broker_private = property(lambda self: self.folder / "broker-jwt.key")
+    broker_public = property(lambda self: self.folder / "broker-jwt.pub")
+    trino_keystore = property(lambda self: self.folder / "trino-tls.pem")  # key + certificate, for Trino
+    trino_ca = property(lambda self: self.folder / "trino-ca.pem")  # certificate only, for clients
+    internal_secret = property(lambda self: self.folder / "trino-internal-secret")
+
+
+def _private(path: Path, data: bytes) -> None:
+    path.touch(mode=0o600)
+    path.write_bytes(data)
+
+
+def ensure(paths: KeyPaths, host: str) -> None:
+    """Make whatever key is missing; existing keys are kept, so tokens and certificates stay valid."""
+    paths.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not paths.broker_private.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _private(
+            paths.broker_private,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+        paths.broker_public.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    if not paths.trino_keystore.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "antigravity-lab-trino")])
+        now = dt.datetime.now(dt.timezone.utc)
+        sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=825))
+            .add_extension(x509.SubjectAlternativeName(list(dict.fromkeys(sans))), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _private(paths.trino_keystore, key_pem + cert_pem)
+        paths.trino_ca.write_bytes(cert_pem)
+    if not paths.internal_secret.exists():
+        _private(paths.internal_secret, secrets.token_urlsafe(48).encode())
+
+
+def mint_trino_token(private_pem: bytes, user: str, ttl: int = 900, **claims: object) -> tuple[str, int]:
+    """A JWT that Trino accepts for ``user`` until the returned expiry (epoch seconds)."""
+    now = int(time.time())
+    exp = now + ttl
+    payload = {
+        "iss": ISSUER,
+        "aud": TRINO_AUDIENCE,
+        "sub": user,
+        "iat": now,
+        "nbf": now - 5,
+        "exp": exp,
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
+    return jwt.encode(payload, private_pem, algorithm="RS256"), exp
