@@ -37,6 +37,11 @@ def _private(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+
+
 def ensure(paths: KeyPaths, host: str) -> None:
     """Make whatever key is missing; existing keys are kept, so tokens and certificates stay valid."""
     paths.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -73,10 +78,7 @@ def ensure(paths: KeyPaths, host: str) -> None:
             .sign(key, hashes.SHA256())
         )
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _private(paths.trino_keystore, key_pem + cert_pem)
+        _private(paths.trino_keystore, _pem(key) + cert_pem)
         paths.trino_ca.write_bytes(cert_pem)
     if not paths.internal_secret.exists():
         _private(paths.internal_secret, secrets.token_urlsafe(48).encode())
