@@ -305,7 +305,11 @@ class Lab:
                     started.append(svc.name)
             self._wait(batch, t0)
             if phase == 1:
-                self._bootstrap()
+                try:
+                    self._bootstrap()
+                except Exception as e:
+                    log.exception("bootstrapping databases, bucket and broker user failed")
+                    raise LabError(f"Setting up the lab's databases, bucket and broker user failed: {e}") from e
         self._seed_demo()
 
     def _check_ports(self, to_start: Iterable[Service]) -> None:
@@ -362,12 +366,32 @@ class Lab:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if self.settings.warehouse_bucket not in existing:
             s3.create_bucket(Bucket=self.settings.warehouse_bucket)
+        self._broker_user()
+
+    def _broker_user(self) -> None:
+        """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""
+        from minio.credentials import StaticProvider
+        from minio.minioadmin import MinioAdmin
+
+        s, c = self.settings, self.settings.credentials
+        admin = MinioAdmin(
+            endpoint=f"{s.host}:{s.ports.minio}",
+            credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
+            secure=False,
+        )
+        admin.policy_add("agp-workspaces", policy=services.broker_policy())
+        admin.user_add(c.broker_access_key, c.broker_secret_key)
+        admin.policy_set("agp-workspaces", user=c.broker_access_key)
 
     def _seed_demo(self) -> None:
         """The demo workspace with both demo data scientists and one small Iceberg table, made once."""
         from .demo import seed
 
-        seed(self.settings, self.console)
+        try:
+            seed(self.settings, self.console)
+        except Exception as e:
+            log.exception("seeding the demo workspace failed")
+            raise LabError(f"Seeding the demo workspace failed: {e}") from e
 
     def s3_client(self):
         return clients.s3_client(self.settings)

@@ -104,6 +104,20 @@ def shared_env(s: Settings) -> dict[str, str]:
     }
 
 
+def broker_policy(bucket_prefix: str = "agp-ws-") -> dict:
+    """The broker user's own MinIO policy; each brokered credential narrows it further to one bucket."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:*"],
+                "Resource": [f"arn:aws:s3:::{bucket_prefix}*", f"arn:aws:s3:::{bucket_prefix}*/*"],
+            }
+        ],
+    }
+
+
 def java_env(java: Java) -> dict[str, str]:
     return {"JAVA_HOME": str(java.home), "PATH": f"{java.home / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
 

@@ -64,6 +64,8 @@ class Credentials(BaseModel):
     keycloak_admin_password: str = "agp-lab-keycloak"  # noqa: S105 (lab-only default)
     demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
     hub_client_secret: str = Field("agp-lab-hub-secret", description="OIDC client secret of the hub in the realm")
+    broker_access_key: str = Field("agp-broker", description="MinIO user the credential broker assumes roles as")
+    broker_secret_key: str = Field("agp-lab-broker-secret", description="its secret (lab-only default)")
 
 
 class Settings(BaseSettings):
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     )
     trino_heap: str = Field("2G", description="Trino JVM -Xmx")
     start_timeout: float = Field(240.0, description="seconds `agp lab up` waits for every health check")
+    credential_ttl: int = Field(
+        900, ge=900, le=3600, description="seconds a brokered credential lives (MinIO's STS needs at least 900)"
+    )
 
     @field_validator("lab_dir", "cache_dir", mode="after")
     @classmethod

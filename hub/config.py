@@ -57,6 +57,13 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.WorkspaceLocalSpawner.data_plane_env = data_plane_env(s)
     c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    # The server's own token may also ask the workspace service (the credential broker) for its user.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={SERVICE}",
+        "read:users:name!user",
+    ]
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 60
 

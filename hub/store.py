@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .models import AuditEvent, Membership, Role, State, Workspace
 from .names import InvalidName, WorkspaceNames, validate_slug, validate_username
-from .permissions import Caller, can_manage, can_view
+from .permissions import Caller, can_manage, can_view, effective_role
 from .provision import Provisioner, ProvisionError
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,19 @@ def managed(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
         db.commit()
         raise Refused(403, f"Only owners of {slug!r} and platform admins may do that.")
     return ws
+
+
+def member_role(db: Session, caller: Caller, slug: str) -> tuple[Workspace, Role]:
+    """The workspace and the caller's role in it, for the broker: members of a ready workspace only."""
+    ws = _load(db, slug) if slug else None
+    role = effective_role(ws, caller) if ws else None
+    if ws is None or role is None:
+        audit(db, caller, "credential.issue", str(slug)[:255], "denied")
+        db.commit()
+        raise Refused(404 if ws is None or not caller.admin else 403, f"You are not a member of workspace {slug!r}.")
+    if State(ws.state) != State.ready:
+        raise Refused(409, f"Workspace {slug!r} is {State(ws.state).value}; it issues no credentials.")
+    return ws, role
 
 
 def list_for(db: Session, caller: Caller) -> list[Workspace]:

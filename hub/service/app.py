@@ -19,10 +19,12 @@ from agp.compose.settings import Settings
 
 from .. import db as dbmod
 from .. import rules_sync, store
+from ..broker import Broker
+from ..names import WorkspaceNames
 from ..permissions import Caller
 from ..provision import Provisioner
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
-from .schemas import AuditOut, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
+from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -154,6 +156,25 @@ def create_app(
     def audit(limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):
         """The whole audit log, newest first (admins)."""
         return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
+
+    broker = Broker(settings)
+
+    @api.post("/workspaces/{slug}/credentials", tags=["credentials"])
+    def credentials(
+        slug: str, body: CredentialRequest, who: Caller = Depends(caller), db: Session = Depends(session)
+    ) -> dict:
+        """Short-lived credentials for the caller in this workspace (members only); each issue is audited."""
+        ws, role = store.member_role(db, who, slug)
+        names = WorkspaceNames(ws.slug)
+        issued = {}
+        for kind in dict.fromkeys(body.kinds):
+            cred = broker.issue(kind, who.name, names, role)
+            store.audit(
+                db, who, "credential.issue", slug, "ok", kind=kind, role=role.value, expires_at=cred["expires_at"]
+            )
+            issued[kind] = cred
+        db.commit()
+        return issued
 
     @api.get("/me")
     def me(who: Caller = Depends(caller)):

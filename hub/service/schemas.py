@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +41,12 @@ class MemberSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(pattern="^(owner|editor|viewer)$")
+
+
+class CredentialRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kinds: list[Literal["trino", "s3", "catalog"]] = Field(["trino", "s3", "catalog"], min_length=1, max_length=3)
 
 
 class MemberOut(BaseModel):
