@@ -1,0 +1,191 @@
+"""Kernel-side helpers: Trino, S3, Iceberg catalog and Spark settings with short-lived credentials from the broker.
+
+In a workspace server, ``BrokerClient.from_environment()`` finds the workspace service, the server's own hub
+token and the workspace in the environment the spawner set; credentials are fetched on demand, cached until a
+minute before they expire, and fetched again after. No long-lived secret is stored in the notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+class BrokerError(RuntimeError):
+    """The broker refused or could not be reached; ``str()`` says why in one sentence."""
+
+
+@dataclass
+class BrokerClient:
+    service_url: str
+    token: str
+    workspace: str
+    margin: float = 60.0
+    _cache: dict[str, dict] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> BrokerClient:
+        env = os.environ if environ is None else environ
+        missing = [k for k in ("AGP_WORKSPACE_SERVICE_URL", "JUPYTERHUB_API_TOKEN", "AGP_WORKSPACE") if not env.get(k)]
+        if missing:
+            raise BrokerError(
+                f"This is not a workspace server ({', '.join(missing)} not set); start one from the hub's home page."
+            )
+        return cls(env["AGP_WORKSPACE_SERVICE_URL"], env["JUPYTERHUB_API_TOKEN"], env["AGP_WORKSPACE"])
+
+    def get(self, kind: str) -> dict[str, Any]:
+        with self._lock:
+            hit = self._cache.get(kind)
+            if hit and (hit["expires_at"] is None or hit["expires_at"] - self.margin > time.time()):
+                return hit
+        url = f"{self.service_url.rstrip('/')}/api/workspaces/{self.workspace}/credentials"
+        try:
+            r = requests.post(url, json={"kinds": [kind]}, headers={"Authorization": f"token {self.token}"}, timeout=30)
+        except requests.RequestException as e:
+            raise BrokerError(
+                f"The workspace service at {self.service_url} does not answer ({type(e).__name__})."
+            ) from e
+        if r.status_code != 200:
+            try:
+                detail = r.json().get("detail")
+            except ValueError:
+                detail = r.text[:200]
+            raise BrokerError(
+                f"No {kind} credentials for workspace {self.workspace!r}: {detail} (HTTP {r.status_code})"
+            )
+        cred = r.json()[kind]
+        with self._lock:
+            self._cache[kind] = cred
+        return cred
+
+    def ca_file(self) -> Path:
+        """Trino's CA certificate as a file (requests wants a path)."""
+        pem = self.get("trino")["ca_certificate"]
+        path = Path(tempfile.gettempdir()) / f"agp-trino-ca-{os.getuid()}.pem"
+        if not path.exists() or path.read_text() != pem:
+            path.write_text(pem)
+        return path
+
+
+def _broker(broker: BrokerClient | None) -> BrokerClient:
+    return broker or BrokerClient.from_environment()
+
+
+def trino_connect(broker: BrokerClient | None = None, **kwargs: Any):
+    """A ``trino`` DBAPI connection as the logged-in user; its JWT is renewed from the broker as it nears expiry."""
+    import trino
+
+    broker = _broker(broker)
+    cred = broker.get("trino")
+
+    class _BrokerJWT(trino.auth.Authentication):
+        def set_http_session(self, http_session: requests.Session) -> requests.Session:
+            http_session.auth = _Bearer(broker)
+            return http_session
+
+        def get_exceptions(self) -> tuple:
+            return ()
+
+    session = requests.Session()
+    session.verify = str(broker.ca_file())
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE would override `verify`
+    options = {"catalog": cred["catalog"], "schema": cred["schema"], **kwargs}
+    return trino.dbapi.connect(
+        host=cred["host"],
+        port=cred["port"],
+        user=cred["user"],
+        http_scheme="https",
+        auth=_BrokerJWT(),
+        http_session=session,
+        **options,
+    )
+
+
+class _Bearer(requests.auth.AuthBase):
+    def __init__(self, broker: BrokerClient):
+        self.broker = broker
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.broker.get('trino')['token']}"
+        return request
+
+
+def s3_client(broker: BrokerClient | None = None):
+    """A boto3 S3 client whose temporary credentials refresh themselves from the broker."""
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+    from botocore.credentials import RefreshableCredentials
+
+    broker = _broker(broker)
+
+    def fetch() -> dict:
+        c = broker.get("s3")
+        return {
+            "access_key": c["access_key_id"],
+            "secret_key": c["secret_access_key"],
+            "token": c["session_token"],
+            "expiry_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(c["expires_at"])),
+        }
+
+    cred = broker.get("s3")
+    core = botocore.session.get_session()
+    core._credentials = RefreshableCredentials.create_from_metadata(fetch(), fetch, "agp-broker")
+    return boto3.Session(botocore_session=core).client(
+        "s3",
+        endpoint_url=cred["endpoint"],
+        region_name=cred["region"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def catalog_properties(broker: BrokerClient | None = None) -> dict[str, str]:
+    """pyiceberg properties for the workspace: the REST catalog, and S3 with the current temporary credential."""
+    broker = _broker(broker)
+    cat, s3 = broker.get("catalog"), broker.get("s3")
+    return {
+        "type": "rest",
+        "uri": cat["uri"],
+        "warehouse": cat["warehouse"],
+        "s3.endpoint": s3["endpoint"],
+        "s3.region": s3["region"],
+        "s3.access-key-id": s3["access_key_id"],
+        "s3.secret-access-key": s3["secret_access_key"],
+        "s3.session-token": s3["session_token"],
+        "s3.path-style-access": "true",
+    }
+
+
+def load_catalog(broker: BrokerClient | None = None):
+    """A pyiceberg catalog for the workspace. Its S3 credential lives 15 minutes: load it again after that."""
+    from pyiceberg.catalog import load_catalog as _load
+
+    return _load("workspace", **catalog_properties(broker))
+
+
+def spark_conf(broker: BrokerClient | None = None, catalog: str = "iceberg") -> dict[str, str]:
+    """Spark settings for the workspace's Iceberg catalog and S3, with the current temporary credential."""
+    props = catalog_properties(broker)
+    prefix = f"spark.sql.catalog.{catalog}"
+    return {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "rest",
+        f"{prefix}.uri": props["uri"],
+        f"{prefix}.warehouse": props["warehouse"],
+        f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        f"{prefix}.s3.endpoint": props["s3.endpoint"],
+        f"{prefix}.s3.path-style-access": "true",
+        f"{prefix}.s3.access-key-id": props["s3.access-key-id"],
+        f"{prefix}.s3.secret-access-key": props["s3.secret-access-key"],
+        f"{prefix}.s3.session-token": props["s3.session-token"],
+        f"{prefix}.client.region": props["s3.region"],
+        "spark.sql.defaultCatalog": catalog,
+    }
