@@ -4,6 +4,7 @@ the secret Trino's nodes share. Made once per lab, readable by their owner only;
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import secrets
 import time
@@ -84,6 +85,12 @@ def ensure(paths: KeyPaths, host: str) -> None:
         _private(paths.internal_secret, secrets.token_urlsafe(48).encode())
 
 
+@functools.lru_cache(maxsize=4)
+def _signing_key(private_pem: bytes) -> rsa.RSAPrivateKey:
+    # Loading an RSA key checks it, which costs tens of milliseconds: do it once per key, not per token.
+    return serialization.load_pem_private_key(private_pem, password=None)
+
+
 def mint_trino_token(private_pem: bytes, user: str, ttl: int = 900, **claims: object) -> tuple[str, int]:
     """A JWT that Trino accepts for ``user`` until the returned expiry (epoch seconds)."""
     now = int(time.time())
@@ -98,4 +105,4 @@ def mint_trino_token(private_pem: bytes, user: str, ttl: int = 900, **claims: ob
         "jti": uuid.uuid4().hex,
         **claims,
     }
-    return jwt.encode(payload, private_pem, algorithm="RS256"), exp
+    return jwt.encode(payload, _signing_key(private_pem), algorithm="RS256"), exp

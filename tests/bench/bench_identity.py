@@ -1,0 +1,189 @@
+"""Benchmarks of identity, side by side in one run.
+
+    python3 tests/bench/bench_identity.py
+
+1. The credential broker's latency (p50/p95 over 100 requests) for each kind, against the plain operations it
+   wraps: minting a JWT in-process, and MinIO's STS AssumeRole called directly.
+2. Trino ``SELECT 1`` over HTTPS with a JWT (the lab) against plain HTTP with no authentication: a second Trino
+   from the same install and catalog, started here on spare ports, measured interleaved.
+
+Needs the lab running (`agp lab up`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import requests
+import trino
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hubclient import Api, HubSession
+
+from agp.compose import clients, services
+from agp.compose.keys import KeyPaths, mint_trino_token
+from agp.compose.lab import Lab
+from agp.compose.settings import Settings
+from agp.hub.broker import session_policy
+from agp.kernels.credentials import BrokerClient
+from agp.kernels.credentials import trino_connect as broker_trino
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def timed(fn, n: int = 100) -> tuple[float, float]:
+    for _ in range(3):
+        fn()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return pct(samples, 50), pct(samples, 95)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_broker(settings: Settings, api: Api) -> None:
+    rows = {}
+    for kinds in (["trino"], ["s3"], ["catalog"], ["trino", "s3", "catalog"]):
+        rows["broker " + "+".join(kinds)] = timed(
+            lambda k=kinds: api("POST", "/workspaces/demo/credentials", json={"kinds": k}).raise_for_status()
+        )
+    private = KeyPaths(settings.keys_dir).broker_private.read_bytes()
+    rows["plain: mint a JWT"] = timed(lambda: mint_trino_token(private, "alice"))
+    c = settings.credentials
+    sts = boto3.client(
+        "sts",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=c.broker_access_key,
+        aws_secret_access_key=c.broker_secret_key,
+        region_name=settings.s3_region,
+    )
+    policy = json.dumps(session_policy("agp-ws-demo", True))
+    rows["plain: STS AssumeRole"] = timed(
+        lambda: sts.assume_role(
+            RoleArn="arn:minio:iam:::role/x", RoleSessionName="bench", DurationSeconds=900, Policy=policy
+        ),
+        n=50,
+    )
+    print("\nCredential broker, through the hub's proxy (ms; target p95 < 50):")
+    for name, (p50, p95) in rows.items():
+        print(f"  {name:<28} p50 {p50:6.1f}  p95 {p95:6.1f}")
+
+
+def plain_trino(settings: Settings) -> tuple[subprocess.Popen, int, Path]:
+    """A second Trino from the lab's install and catalog file, plain HTTP, no authentication, no rules."""
+    lab = Lab(settings)
+    java_home = Path(json.loads(json.dumps(str(_trino_java(lab)))))
+    tmp = Path(tempfile.mkdtemp(prefix="agp-bench-trino-", dir="/var/tmp"))
+    port = free_port()
+    files = services.trino_files(settings, lab.paths)
+    etc = tmp / "etc"
+    for path, text in files.items():
+        if path.name in ("access-control.properties",):
+            continue
+        target = etc / path.relative_to(lab.paths.trino / "etc")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.name == "config.properties":
+            text = "".join(
+                line + "\n"
+                for line in text.splitlines()
+                if not line.startswith(("http-server.https", "http-server.authentication", "internal-communication"))
+            )
+            text = text.replace(f"http-server.http.port={settings.ports.trino}", f"http-server.http.port={port}")
+            text = text.replace(settings.trino_url, f"http://{settings.host}:{port}")
+        if path.name == "node.properties":
+            text = text.replace(str(lab.paths.trino / "data"), str(tmp / "data")).replace(
+                "agp-lab-coordinator", "agp-bench-plain"
+            )
+        target.write_text(text)
+    env = {
+        **os.environ,
+        **services.shared_env(settings),
+        "JAVA_HOME": str(java_home),
+        "PATH": f"{java_home}/bin:{os.environ['PATH']}",
+    }
+    proc = subprocess.Popen(
+        [str(lab.paths.trino_home / "bin" / "launcher"), "run", f"--etc-dir={etc}", f"--data-dir={tmp / 'data'}"],
+        env=env,
+        stdout=(tmp / "trino.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if not requests.get(f"http://{settings.host}:{port}/v1/info", timeout=2).json()["starting"]:
+                return proc, port, tmp
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the plain Trino did not start; see {tmp / 'trino.log'}")
+
+
+def _trino_java(lab: Lab):
+    return lab._javas()["trino"].home
+
+
+def bench_trino_overhead(settings: Settings, broker: BrokerClient) -> None:
+    proc, port, tmp = plain_trino(settings)
+    try:
+        plain = trino.dbapi.connect(host=settings.host, port=port, user="alice", catalog="iceberg")
+        secured = broker_trino(broker)
+
+        def one(conn):
+            cur = conn.cursor()
+            cur.execute("SELECT 1")
+            cur.fetchall()
+
+        rounds = {"plain HTTP, no auth": [], "HTTPS + JWT (lab)": []}
+        for _ in range(100):  # both warm: the plain server has just started
+            one(plain)
+            one(secured)
+        for _ in range(50):  # interleaved
+            for name, conn in (("plain HTTP, no auth", plain), ("HTTPS + JWT (lab)", secured)):
+                t0 = time.perf_counter()
+                one(conn)
+                rounds[name].append((time.perf_counter() - t0) * 1000)
+        print("\nTrino SELECT 1, 50 interleaved runs each (ms):")
+        for name, xs in rounds.items():
+            print(f"  {name:<20} p50 {statistics.median(xs):6.1f}  p95 {pct(xs, 95):6.1f}")
+        ratio = statistics.median(rounds["HTTPS + JWT (lab)"]) / statistics.median(rounds["plain HTTP, no auth"])
+        print(f"  overhead ratio (p50): {ratio:.2f}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    settings = Settings()
+    session = HubSession(settings.hub_url)
+    session.login("alice", settings.credentials.demo_password)
+    token = session.new_token("alice")
+    bench_broker(settings, Api(settings.hub_url, token))
+    bench_trino_overhead(settings, BrokerClient(f"{settings.hub_url}/services/workspaces", token, "demo"))
+    _ = clients
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
