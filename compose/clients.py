@@ -24,7 +24,29 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
         "s3.secret-access-key": c.s3_secret_key,
         "s3.region": settings.s3_region,
         "s3.path-style-access": "true",
+        # The platform's own identity at the catalog (Keycloak client credentials).
+        "credential": f"agp-services:{c.services_client_secret}",
+        "oauth2-server-uri": settings.keycloak_token_url,
+        "scope": "openid",
     }
+
+
+def service_token(settings: Settings) -> str:
+    """An access token of the platform's `agp-services` client (Keycloak client credentials), as Nessie wants."""
+    import requests
+
+    r = requests.post(
+        settings.keycloak_token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "agp-services",
+            "client_secret": settings.credentials.services_client_secret,
+            "scope": "openid",
+        },
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()["access_token"]
 
 
 def load_catalog(settings: Settings, name: str = "lab") -> Any:

@@ -34,7 +34,13 @@ def run_checks(settings: Settings) -> dict:
 
 def _catalog(settings: Settings) -> dict:
     try:
-        r = requests.get(f"{settings.catalog_uri}/v1/config", params={"warehouse": "warehouse"}, timeout=5)
+        token = clients.service_token(settings)
+        r = requests.get(
+            f"{settings.catalog_uri}/v1/config",
+            params={"warehouse": "warehouse"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         r.raise_for_status()
         config = r.json()
         prefix = config.get("overrides", {}).get("prefix") or config.get("defaults", {}).get("prefix", "?")

@@ -297,7 +297,7 @@ class Lab:
         names = {svc.name for svc in to_start}
         self.timings = {}
         t0 = time.monotonic()
-        for phase in (1, 2, 3):
+        for phase in (1, 2, 3, 4):
             batch = [by_name[n] for n in by_name if by_name[n].phase == phase]
             for svc in batch:
                 if svc.name in names:
@@ -310,6 +310,12 @@ class Lab:
                 except Exception as e:
                     log.exception("bootstrapping databases, bucket and broker user failed")
                     raise LabError(f"Setting up the lab's databases, bucket and broker user failed: {e}") from e
+            if phase == 2:
+                try:
+                    self._ensure_realm_clients()
+                except Exception as e:
+                    log.exception("updating the realm's clients failed")
+                    raise LabError(f"Updating the Keycloak realm's clients failed: {e}") from e
         self._seed_demo()
 
     def _check_ports(self, to_start: Iterable[Service]) -> None:
@@ -367,6 +373,37 @@ class Lab:
         if self.settings.warehouse_bucket not in existing:
             s3.create_bucket(Bucket=self.settings.warehouse_bucket)
         self._broker_user()
+
+    def _ensure_realm_clients(self) -> None:
+        """Clients of the realm file that a realm imported by an older lab lacks (import skips existing realms)."""
+        import json
+
+        import requests
+
+        s, c = self.settings, self.settings.credentials
+        realm = json.loads((services.CONFIG_DIR / "keycloak" / "antigravity-realm.json").read_text())
+        token = requests.post(
+            f"{s.url('keycloak')}/realms/master/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": c.keycloak_admin,
+                "password": c.keycloak_admin_password,
+            },
+            timeout=30,
+        )
+        token.raise_for_status()
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        base = f"{s.url('keycloak')}/admin/realms/{s.realm}/clients"
+        secrets_ = {"agp-services": c.services_client_secret, "jupyterhub": c.hub_client_secret}
+        for client in realm["clients"]:
+            found = http.get(base, params={"clientId": client["clientId"]}, timeout=30).json()
+            if found:
+                continue
+            body = {**client, "secret": secrets_.get(client["clientId"], client.get("secret"))}
+            http.post(base, json=body, timeout=30).raise_for_status()
+            log.info("added Keycloak client %s", client["clientId"])
 
     def _broker_user(self) -> None:
         """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""

@@ -100,6 +100,10 @@ def shared_env(s: Settings) -> dict[str, str]:
         "AGP_NESSIE_MANAGEMENT_PORT": str(s.ports.nessie_management),
         "AGP_DEMO_PASSWORD": c.demo_password,
         "AGP_HUB_CLIENT_SECRET": c.hub_client_secret,
+        "AGP_SERVICES_CLIENT_ID": "agp-services",
+        "AGP_SERVICES_CLIENT_SECRET": c.services_client_secret,
+        "AGP_KEYCLOAK_ISSUER": s.keycloak_issuer,
+        "AGP_KEYCLOAK_TOKEN_URL": s.keycloak_token_url,
         "AGP_HUB_URL": s.url("hub"),
     }
 
@@ -204,7 +208,7 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
         env={**shared_env(s), **java_env(java)},
         ports={"nessie": s.ports.nessie, "nessie_management": s.ports.nessie_management},
         health=Health("http", s.url("nessie_management", "/q/health/ready")),
-        phase=2,
+        phase=3,  # after Keycloak: Nessie checks its bearer tokens against the realm
         endpoints={"iceberg_rest": s.catalog_uri, "nessie_api": s.url("nessie", "/api/v2")},
         java=java,
     )
@@ -297,7 +301,7 @@ def jupyterhub(s: Settings, p: LabPaths, crypt_key: str) -> Service:
             "workspaces": s.ports.workspaces,
         },
         health=Health("http", s.url("hub", "/services/workspaces/health")),
-        phase=3,
+        phase=4,
         endpoints={"hub": s.hub_url, "workspaces": s.url("hub", "/services/workspaces/")},
     )
 

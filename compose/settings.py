@@ -64,6 +64,9 @@ class Credentials(BaseModel):
     keycloak_admin_password: str = "agp-lab-keycloak"  # noqa: S105 (lab-only default)
     demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
     hub_client_secret: str = Field("agp-lab-hub-secret", description="OIDC client secret of the hub in the realm")
+    services_client_secret: str = Field(
+        "agp-lab-services-secret", description="Keycloak client `agp-services`: platform services to the catalog"
+    )
     broker_access_key: str = Field("agp-broker", description="MinIO user the credential broker assumes roles as")
     broker_secret_key: str = Field("agp-lab-broker-secret", description="its secret (lab-only default)")
 
@@ -173,6 +176,15 @@ class Settings(BaseSettings):
     @property
     def hub_url(self) -> str:
         return self.url("hub")
+
+    @property
+    def keycloak_token_url(self) -> str:
+        return f"{self.keycloak_issuer}/protocol/openid-connect/token"
+
+    @property
+    def catalog_proxy_uri(self) -> str:
+        """The Iceberg REST catalog as notebooks reach it: through the workspace service, which authorizes."""
+        return f"{self.hub_url}/services/workspaces/iceberg"
 
     @property
     def postgres_dsn(self) -> str:

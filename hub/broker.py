@@ -130,10 +130,9 @@ class Broker:
     def _catalog(self, names: WorkspaceNames) -> dict[str, Any]:
         return {
             "kind": "catalog",
-            "uri": self.settings.catalog_uri,
+            "uri": self.settings.catalog_proxy_uri,
             "warehouse": "warehouse",
             "namespace": names.namespace,
             "expires_at": None,
-            "note": "The lab's Iceberg REST catalog (Nessie) does not authenticate yet: see the README's security "
-            "section. Table data stays behind the S3 credential.",
+            "auth": "the server's hub token as a bearer token; the workspace service authorizes each namespace",
         }

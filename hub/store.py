@@ -74,6 +74,17 @@ def member_role(db: Session, caller: Caller, slug: str) -> tuple[Workspace, Role
     return ws, role
 
 
+def namespace_access(db: Session, caller: Caller) -> dict[str, bool]:
+    """The caller's Iceberg namespaces and whether it may write them (owners and editors of ready workspaces)."""
+    out = {}
+    for ws in list_for(db, caller):
+        role = effective_role(ws, caller)
+        if role is None or State(ws.state) not in (State.ready, State.archived):
+            continue
+        out[WorkspaceNames(ws.slug).namespace] = State(ws.state) == State.ready and role in (Role.owner, Role.editor)
+    return out
+
+
 def list_for(db: Session, caller: Caller) -> list[Workspace]:
     query = select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug)
     if not caller.admin:

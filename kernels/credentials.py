@@ -154,6 +154,7 @@ def catalog_properties(broker: BrokerClient | None = None) -> dict[str, str]:
     return {
         "type": "rest",
         "uri": cat["uri"],
+        "token": broker.token,
         "warehouse": cat["warehouse"],
         "s3.endpoint": s3["endpoint"],
         "s3.region": s3["region"],

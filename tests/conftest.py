@@ -91,6 +91,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _distinct_free_ports(n: int) -> list[int]:
+    """``n`` different free ports: all sockets are held open together, so none is handed out twice."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     return _free_port
@@ -102,7 +116,7 @@ def spare_settings(tmp_path: Path, settings: Settings) -> Iterator[Callable[...,
     made: list[Settings] = []
 
     def make(**overrides) -> Settings:
-        ports = {name: _free_port() for name in Ports.model_fields}
+        ports = dict(zip(Ports.model_fields, _distinct_free_ports(len(Ports.model_fields)), strict=True))
         ports.update(overrides.pop("ports", {}))
         made.append(
             Settings(

@@ -23,6 +23,7 @@ from ..broker import Broker
 from ..names import WorkspaceNames
 from ..permissions import Caller
 from ..provision import Provisioner
+from .catalog_proxy import CatalogProxy
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
 from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 
@@ -158,6 +159,20 @@ def create_app(
         return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
 
     broker = Broker(settings)
+    catalog = CatalogProxy(settings, settings.catalog_proxy_uri)
+
+    @app.api_route(
+        prefix + "/iceberg/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE"], include_in_schema=False
+    )
+    async def iceberg(path: str, request: Request) -> Response:
+        """The Iceberg REST catalog for notebooks (a hub token as bearer), authorized per namespace."""
+        who = await identity.caller(request)
+        access = None if who.admin else await asyncio.to_thread(_namespaces_of, who)
+        return await catalog.forward(request, access)
+
+    def _namespaces_of(who: Caller) -> dict[str, bool]:
+        with make_session() as s:
+            return store.namespace_access(s, who)
 
     @api.post("/workspaces/{slug}/credentials", tags=["credentials"])
     def credentials(

@@ -1,4 +1,4 @@
-"""The cross-workspace matrix: one membership table drives Trino, S3, the broker (and, not yet, the catalog).
+"""The cross-workspace matrix: one membership table drives Trino, S3, the catalog and the broker.
 
 Two workspaces, A with alice and B with bob, each with one table. For every tool a member succeeds, a non-member
 is refused, and no row of the other workspace comes back. The counts are printed at the end.
@@ -280,30 +280,44 @@ def test_the_servers_own_token_reaches_the_broker(pair, user_api, admin_api, set
         alice.hub("DELETE", f"/users/alice/servers/{pair['a']}")
 
 
-# -- the catalog: the known gap
+# -- the catalog
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Nessie in the lab does not authenticate: catalog metadata is visible to all "
-    "(README, Security). Table data stays behind the S3 credential.",
-)
-def test_catalog_metadata_of_another_workspace_is_hidden(pair):
+def test_catalog_member_lists_reads_and_writes_own_namespace(pair):
+    import pyarrow as pa
+
     from agp.kernels.credentials import load_catalog
 
     catalog = load_catalog(pair["brokers"]["alice"])
+    listed = allowed(lambda: catalog.list_namespaces())
+    assert (pair["sa"],) in listed and (pair["sb"],) not in listed
+    table = allowed(lambda: catalog.load_table(f"{pair['sa']}.secrets"))
+    assert table.scan().to_arrow().to_pydict() == {"v": [f"{pair['a']}-row"]}
+    made = allowed(lambda: catalog.create_table(f"{pair['sa']}.from_pyiceberg", schema=pa.schema([("x", pa.int64())])))
+    allowed(lambda: made.append(pa.table({"x": [1, 2]})))
+    assert made.scan().to_arrow().num_rows == 2
+
+
+def test_catalog_non_member_gets_nothing_of_the_other_namespace(pair):
+    import pyarrow as pa
+    from pyiceberg.exceptions import ForbiddenError, NoSuchNamespaceError, NoSuchTableError, RESTError
+
+    from agp.kernels.credentials import load_catalog
+
+    catalog = load_catalog(pair["brokers"]["alice"])
+    refused = (NoSuchTableError, NoSuchNamespaceError, ForbiddenError, RESTError)
+    denied(lambda: catalog.load_table(f"{pair['sb']}.secrets"), *refused, other_rows=pair["b"])
+    denied(lambda: catalog.list_tables(pair["sb"]), *refused)
+    denied(lambda: catalog.create_table(f"{pair['sb']}.intruder", schema=pa.schema([("x", pa.int64())])), *refused)
+    denied(lambda: catalog.drop_table(f"{pair['sb']}.secrets"), *refused)
+    denied(lambda: catalog.create_namespace("not_provisioned"), *refused)
     assert (pair["sb"],) not in catalog.list_namespaces()
 
 
-def test_catalog_gap_exposes_metadata_but_not_data(pair):
-    from agp.kernels.credentials import load_catalog
-
-    catalog = load_catalog(pair["brokers"]["alice"])
-    table = catalog.load_table(f"{pair['sb']}.secrets")  # the gap: metadata is readable
+def test_the_catalog_itself_refuses_anyone_without_a_realm_token(settings):
     COUNTS["attempts"] += 1
-    with pytest.raises(Exception) as err:
-        table.scan().to_arrow()  # but the data files are in bob's bucket
-    assert "ACCESS_DENIED" in repr(err.value) or "AccessDenied" in repr(err.value)
+    r = requests.get(f"{settings.catalog_uri}/v1/config", params={"warehouse": "warehouse"}, timeout=30)
+    assert r.status_code == 401
     COUNTS["denials"] += 1
 
 
