@@ -305,18 +305,21 @@ class Lab:
                     started.append(svc.name)
             self._wait(batch, t0)
             if phase == 1:
-                try:
-                    self._bootstrap()
-                except Exception as e:
-                    log.exception("bootstrapping databases, bucket and broker user failed")
-                    raise LabError(f"Setting up the lab's databases, bucket and broker user failed: {e}") from e
+                self._step(self._bootstrap, "Setting up the lab's databases, bucket and broker user")
             if phase == 2:
-                try:
-                    self._ensure_realm_clients()
-                except Exception as e:
-                    log.exception("updating the realm's clients failed")
-                    raise LabError(f"Updating the Keycloak realm's clients failed: {e}") from e
-        self._seed_demo()
+                self._step(self._ensure_realm_clients, "Updating the Keycloak realm's clients")
+        self._step(self._seed_demo, "Seeding the demo workspace")
+
+    @staticmethod
+    def _step(action, what: str) -> None:
+        """Run a set-up step between phases; any failure becomes one sentence (the log keeps the traceback)."""
+        try:
+            action()
+        except LabError:
+            raise
+        except Exception as e:
+            log.exception("%s failed", what)
+            raise LabError(f"{what} failed: {e}") from e
 
     def _check_ports(self, to_start: Iterable[Service]) -> None:
         for svc in to_start:
@@ -424,11 +427,7 @@ class Lab:
         """The demo workspace with both demo data scientists and one small Iceberg table, made once."""
         from .demo import seed
 
-        try:
-            seed(self.settings, self.console)
-        except Exception as e:
-            log.exception("seeding the demo workspace failed")
-            raise LabError(f"Seeding the demo workspace failed: {e}") from e
+        seed(self.settings, self.console)
 
     def s3_client(self):
         return clients.s3_client(self.settings)

@@ -188,5 +188,5 @@ class Settings(BaseSettings):
 
     @property
     def postgres_dsn(self) -> str:
-        c = self.credentials
-        return f"postgresql://{c.postgres_user}:{c.postgres_password}@{self.host}:{self.ports.postgres}/postgres"
+        """libpq DSN of the cluster's maintenance database (for psycopg and health checks)."""
+        return self.database_url("postgres", driver="postgresql")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import psutil
 import pyarrow as pa
-import requests
 
 from agp.compose import clients
 from agp.compose.lab import Lab
@@ -88,8 +87,7 @@ def bench_select1(settings: Settings, runs: int = 50) -> None:
 
     keys = KeyPaths(settings.keys_dir)
     token, _ = mint_trino_token(keys.broker_private.read_bytes(), "agp-service")
-    http = requests.Session()
-    http.verify = str(keys.trino_ca)
+    http = clients.tls_session(keys.trino_ca)
     http.headers.update({"X-Trino-User": "agp-service", "Authorization": f"Bearer {token}"})
 
     def via_http() -> None:
