@@ -1,1 +1,23 @@
-"""Kernel specs and their start-up (filled by the notebook issue)."""
+"""Kernel specs and their start-up: the "Python 3 (Antigravity)" kernel loads ``%sql`` and the helpers.
+
+``%load_ext agp.kernels`` (what the kernel does at start) configures jupysql on the workspace's Trino schema;
+imports are lazy so the kernel starts as fast as a plain one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def load_ipython_extension(ip: Any) -> None:
+    from .credentials import BrokerError
+    from .sql import configure
+
+    try:
+        configure(ip)
+    except BrokerError as e:
+        # Outside a workspace server: say so once, keep the kernel usable.
+        log.warning("%%sql is not configured: %s", e)

@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 
 from agp.hub.models import Workspace
 from agp.hub.permissions import Caller
+from agp.kernels import kernelspec
 
 from .workspace import SpawnRefused, check_spawn, workspace_env
 
@@ -71,6 +72,11 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
         self.notebook_dir = str(notebook_dir)
         if os.geteuid() == 0 and "--allow-root" not in self.args:
             self.args = [*self.args, "--allow-root"]
+        # The Antigravity kernel, installed into the user's Jupyter data folder and made the default.
+        kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
+        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
+        if default not in self.args:
+            self.args = [*self.args, default]
         return await super().start()
 
     def get_env(self) -> dict[str, str]:

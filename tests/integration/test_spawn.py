@@ -25,6 +25,9 @@ def test_a_member_spawns_a_server_with_the_workspace_environment(user_api, admin
         assert server["url"] == "/user/alice/demo/"
         status = alice.http.get(f"{settings.hub_url}/user/alice/demo/api/status", timeout=30)
         assert status.status_code == 200, status.text
+        specs = alice.http.get(f"{settings.hub_url}/user/alice/demo/api/kernelspecs", timeout=30).json()
+        assert specs["default"] == "agp"
+        assert specs["kernelspecs"]["agp"]["spec"]["display_name"] == "Python 3 (Antigravity)"
 
         env = _server_env(admin_api, "alice", "demo")  # server state (the pid) is for admins
         assert env["AGP_WORKSPACE"] == "demo"

@@ -1,0 +1,101 @@
+"""``%sql`` in the Antigravity kernel: jupysql on Trino as the logged-in user, with brokered credentials."""
+
+from __future__ import annotations
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from agp.kernels import kernelspec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory, user_api, hub_url):
+    """A real "Python 3 (Antigravity)" kernel with the environment a demo workspace server of alice has."""
+    data = tmp_path_factory.mktemp("jupyter-data")
+    kernelspec.install(data)
+    token = user_api("alice").http.headers["Authorization"].split()[1]
+    km = KernelManager(
+        kernel_name=kernelspec.NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(data / "kernels")])
+    )
+    km.start_kernel(
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(data),
+            "AGP_WORKSPACE_SERVICE_URL": f"{hub_url}/services/workspaces",
+            "JUPYTERHUB_API_TOKEN": token,
+            "AGP_WORKSPACE": "demo",
+        }
+    )
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def run(kc, code: str) -> tuple[str, list[dict]]:
+    """Execute ``code``; return its printed text and its error outputs."""
+    text, errors = [], []
+
+    def hook(msg):
+        kind, content = msg["header"]["msg_type"], msg["content"]
+        if kind == "stream":
+            text.append(content["text"])
+        elif kind == "error":
+            errors.append(content)
+        elif kind in ("execute_result", "display_data"):
+            text.append(content["data"].get("text/plain", ""))
+
+    kc.execute_interactive(code, output_hook=hook, timeout=120)
+    return "".join(text), errors
+
+
+def test_sql_returns_a_dataframe_without_a_setup_cell(kernel):
+    out, errors = run(
+        kernel,
+        "df = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day\n"
+        "print(type(df).__name__, len(df), list(df.columns), df.city.tolist()[:2])",
+    )
+    assert not errors, errors
+    assert "DataFrame 5 ['city', 'reading_kwh'] ['Bern', 'Bern']" in out
+
+
+def test_cell_magic_creates_a_table_and_reads_it_back(kernel):
+    out, errors = run(
+        kernel,
+        "%%sql\nCREATE TABLE IF NOT EXISTS kernel_ctas AS SELECT city, sum(reading_kwh) AS kwh "
+        "FROM meter_readings GROUP BY city",
+    )
+    assert not errors, errors
+    try:
+        out, errors = run(kernel, "n = %sql SELECT count(*) AS n FROM kernel_ctas\nprint(n.n[0])")
+        assert not errors, errors
+        assert out.strip().endswith("3")
+    finally:
+        run(kernel, "%sql DROP TABLE IF EXISTS kernel_ctas")
+
+
+def test_a_syntax_error_is_a_few_lines_that_name_it(kernel):
+    out, errors = run(kernel, "%sql SELEC 1")
+    shown = out + "".join(e["evalue"] + "".join(e["traceback"]) for e in errors)
+    assert "SYNTAX_ERROR" in shown and "mismatched input 'SELEC'" in shown
+    assert "Traceback (most recent call last)" not in shown
+    assert len(shown.strip().splitlines()) <= 12, shown
+
+
+def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_workspace, settings):
+    from agp.compose import clients
+
+    other = new_workspace()["namespace"]
+    with clients.trino_connect(settings) as conn:
+        cur = conn.cursor()
+        cur.execute(f"CREATE TABLE iceberg.\"{other}\".private AS SELECT 'not-for-alice' AS v")
+        cur.fetchall()
+    out, errors = run(kernel, f'%sql SELECT * FROM iceberg."{other}".private')
+    shown = out + "".join(e["evalue"] for e in errors)
+    assert "Access Denied" in shown or "PERMISSION_DENIED" in shown, shown
+    assert "not-for-alice" not in shown
