@@ -83,3 +83,24 @@ NESSIE = Artifact(
 )
 
 ARTIFACTS = (TRINO_SERVER, TRINO_ICEBERG, KEYCLOAK, NESSIE)
+
+# Spark in the kernels: pyspark 4.0 from PyPI (Java 17), with Iceberg's runtime and AWS bundle from Maven Central.
+PYSPARK_VERSION = "4.0.5"
+ICEBERG_VERSION = "1.10.1"
+ICEBERG_SPARK_RUNTIME = Artifact(
+    "org.apache.iceberg",
+    "iceberg-spark-runtime-4.0_2.13",
+    ICEBERG_VERSION,
+    "jar",
+    "2192a0881ed0f5773b5a83a8820d2b0b2069beec203028643a1c338551007f09",
+    47083764,
+)
+ICEBERG_AWS_BUNDLE = Artifact(
+    "org.apache.iceberg",
+    "iceberg-aws-bundle",
+    ICEBERG_VERSION,
+    "jar",
+    "86bf20892ea5b4c17688f19b075399885f6aa5303f6b2dc9f491e76ceef9633b",
+    62673230,
+)
+SPARK_JARS = (ICEBERG_SPARK_RUNTIME, ICEBERG_AWS_BUNDLE)

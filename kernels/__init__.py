@@ -12,6 +12,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def spark(*args: Any, **kwargs: Any) -> Any:
+    """The workspace's SparkSession (see :mod:`agp.kernels.spark_session`); imported lazily, Spark is heavy."""
+    from .spark_session import spark as _spark
+
+    return _spark(*args, **kwargs)
+
+
 def load_ipython_extension(ip: Any) -> None:
     from .credentials import BrokerError
     from .sql import configure

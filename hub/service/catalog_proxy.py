@@ -111,8 +111,11 @@ class CatalogProxy:
             log.error("catalog %s %s failed: %s", request.method, url, e)
             raise HTTPException(503, "The Iceberg catalog does not answer; try again in a moment.") from e
         content = upstream.content
+        is_json = upstream.headers.get("content-type", "").startswith("application/json")
         if parts[:2] == ["v1", "config"] and upstream.status_code == 200:
             content = self._rewrite_config(upstream.json())
+        elif len(parts) >= 5 and parts[4] == "tables" and upstream.status_code == 200 and is_json:
+            content = self._strip_signing(upstream.json())
         elif (
             parts[2:] == ["namespaces"]
             and request.method == "GET"
@@ -124,6 +127,16 @@ class CatalogProxy:
             content = json.dumps(doc).encode()
         kept = {k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "etag"}}
         return Response(content, status_code=upstream.status_code, headers=kept)
+
+    @staticmethod
+    def _strip_signing(doc: dict) -> bytes:
+        """Clients sign their S3 requests with their own bucket-scoped credential: Nessie's remote signing would
+        lend them Nessie's rights to every bucket, and send them to Nessie, which they cannot reach."""
+        config = doc.get("config")
+        if isinstance(config, dict):
+            for key in ("s3.remote-signing-enabled", "s3.signer.uri", "s3.signer.endpoint", "s3.signer"):
+                config.pop(key, None)
+        return json.dumps(doc).encode()
 
     def _rewrite_config(self, doc: dict) -> bytes:
         """Keep clients on this proxy: Nessie would send them straight to itself."""
