@@ -13,6 +13,7 @@ from tornado import web
 from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from agp.extension import enable_for as enable_extension
 from agp.hub.models import Workspace
 from agp.hub.permissions import Caller
 from agp.kernels import kernelspec
@@ -74,6 +75,7 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
             self.args = [*self.args, "--allow-root"]
         # The Antigravity kernel, installed into the user's Jupyter data folder and made the default.
         kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
+        enable_extension(Path(self.home_dir))
         default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
         if default not in self.args:
             self.args = [*self.args, default]

@@ -1,0 +1,85 @@
+"""What the catalog handlers answer, built from a pyiceberg catalog and a Trino connection (no HTTP here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class TTLCache:
+    """A small per-server cache of catalog answers, ``ttl`` seconds long; cleared when this server commits."""
+
+    def __init__(self, ttl: float = 30.0):
+        self.ttl = ttl
+        self._data: dict[tuple, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit and hit[0] > now:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._data[key] = (now + self.ttl, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def page(items: list[str], search: str = "", offset: int = 0, limit: int = 100) -> dict:
+    """One page of ``items`` (sorted, filtered by a case-insensitive substring), with the total for paging."""
+    matched = sorted(i for i in items if search.lower() in i.lower())
+    limit = max(1, min(limit, 1000))
+    offset = max(0, offset)
+    return {"items": matched[offset : offset + limit], "total": len(matched), "offset": offset, "limit": limit}
+
+
+def table_detail(table: Any) -> dict:
+    """Schema, partition spec, snapshots (time and operation) and properties of a pyiceberg table."""
+    metadata = table.metadata
+    schema = table.schema()
+    return {
+        "identifier": list(table.name()),
+        "location": table.location(),
+        "schema": [
+            {"id": f.field_id, "name": f.name, "type": str(f.field_type), "required": f.required, "doc": f.doc}
+            for f in schema.fields
+        ],
+        "partition_spec": [
+            {"source_id": p.source_id, "name": p.name, "transform": str(p.transform)} for p in table.spec().fields
+        ],
+        "snapshots": [
+            {
+                "snapshot_id": s.snapshot_id,
+                "timestamp_ms": s.timestamp_ms,
+                "operation": str(s.summary.operation.value) if s.summary else None,
+            }
+            for s in metadata.snapshots
+        ],
+        "current_snapshot_id": metadata.current_snapshot_id,
+        "properties": dict(metadata.properties),
+    }
+
+
+def preview(conn: Any, namespace: str, table: str, limit: int = 20) -> dict:
+    """The first rows of a table through Trino, as the logged-in user (so Trino's rules apply)."""
+    limit = max(1, min(limit, 500))
+    cur = conn.cursor()
+    # Names come from the catalog's own listing and are quoted; the limit is an int.
+    ident = '"' + namespace.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+    cur.execute(f"SELECT * FROM iceberg.{ident} LIMIT {limit}")  # noqa: S608
+    rows = cur.fetchall()
+    columns = [d[0] for d in cur.description]
+    return {"columns": columns, "rows": [[_jsonable(v) for v in row] for row in rows]}
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

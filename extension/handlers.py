@@ -1,0 +1,137 @@
+"""The server extension's REST handlers: the workspace, and its catalog (authenticated, read-only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from agp.kernels.credentials import BrokerClient, BrokerError, load_catalog, trino_connect
+
+from . import catalog as cat
+
+
+class _Base(APIHandler):
+    @property
+    def ext(self):
+        return self.settings["agp_extension"]
+
+    async def run(self, fn, *args):
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except BrokerError as e:
+            raise web.HTTPError(503, reason=str(e)[:200]) from e
+
+
+class WorkspaceHandler(_Base):
+    @web.authenticated
+    def get(self):
+        env = self.ext.environ
+        self.finish(
+            json.dumps(
+                {
+                    "workspace": env.get("AGP_WORKSPACE"),
+                    "display_name": env.get("AGP_WORKSPACE_DISPLAY_NAME"),
+                    "trino": {
+                        "host": env.get("AGP_TRINO_HOST"),
+                        "catalog": env.get("AGP_TRINO_CATALOG"),
+                        "schema": env.get("AGP_TRINO_SCHEMA"),
+                    },
+                    "s3": {"endpoint": env.get("AGP_S3_ENDPOINT"), "bucket": env.get("AGP_S3_BUCKET")},
+                    "catalog": {"namespace": env.get("AGP_CATALOG_NAMESPACE")},
+                }
+            )
+        )
+
+
+class NamespacesHandler(_Base):
+    @web.authenticated
+    async def get(self):
+        names = await self.run(self.ext.cache.get, ("namespaces",), self.ext.namespaces)
+        self.finish(
+            json.dumps(
+                cat.page(
+                    names,
+                    self.get_argument("search", ""),
+                    int(self.get_argument("offset", 0)),
+                    int(self.get_argument("limit", 100)),
+                )
+            )
+        )
+
+
+class TablesHandler(_Base):
+    @web.authenticated
+    async def get(self, namespace: str):
+        names = await self.run(self.ext.cache.get, ("tables", namespace), lambda: self.ext.tables(namespace))
+        self.finish(
+            json.dumps(
+                cat.page(
+                    names,
+                    self.get_argument("search", ""),
+                    int(self.get_argument("offset", 0)),
+                    int(self.get_argument("limit", 100)),
+                )
+            )
+        )
+
+
+class TableHandler(_Base):
+    @web.authenticated
+    async def get(self, namespace: str, table: str):
+        detail = await self.run(
+            self.ext.cache.get,
+            ("table", namespace, table),
+            lambda: cat.table_detail(self.ext.catalog().load_table(f"{namespace}.{table}")),
+        )
+        self.finish(json.dumps(detail))
+
+
+class PreviewHandler(_Base):
+    @web.authenticated
+    async def get(self, namespace: str, table: str):
+        limit = int(self.get_argument("limit", 20))
+        rows = await self.run(lambda: cat.preview(trino_connect(self.ext.broker()), namespace, table, limit))
+        self.finish(json.dumps(rows))
+
+
+def handlers(base_url: str) -> list[tuple[str, type]]:
+    name = r"([A-Za-z0-9_]+)"
+    root = url_path_join(base_url, "agp")
+    return [
+        (url_path_join(root, "workspace"), WorkspaceHandler),
+        (url_path_join(root, "catalog", "namespaces"), NamespacesHandler),
+        (url_path_join(root, "catalog", "namespaces", name, "tables"), TablesHandler),
+        (url_path_join(root, "catalog", "namespaces", name, "tables", name), TableHandler),
+        (url_path_join(root, "catalog", "namespaces", name, "tables", name, "preview"), PreviewHandler),
+    ]
+
+
+class Backend:
+    """The server's view of its workspace: one broker client, one catalog, one cache."""
+
+    def __init__(self, ttl: float):
+        self.environ = dict(os.environ)
+        self.cache = cat.TTLCache(ttl)
+        self._broker: BrokerClient | None = None
+        self._catalog = None
+
+    def broker(self) -> BrokerClient:
+        if self._broker is None:
+            self._broker = BrokerClient.from_environment(self.environ)
+        return self._broker
+
+    def catalog(self):
+        if self._catalog is None:
+            self._catalog = load_catalog(self.broker())
+        return self._catalog
+
+    def namespaces(self) -> list[str]:
+        return [".".join(ns) for ns in self.catalog().list_namespaces()]
+
+    def tables(self, namespace: str) -> list[str]:
+        return [ident[-1] for ident in self.catalog().list_tables(namespace)]

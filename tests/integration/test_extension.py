@@ -1,0 +1,59 @@
+"""The server extension in a workspace server started from the hub: workspace info and the catalog, as its user."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(user_api, hub_url):
+    alice = user_api("alice")
+    r = alice.hub("POST", "/users/alice/servers/demo")
+    assert r.status_code in (201, 202), r.text
+    alice.wait_server("alice", "demo")
+    yield lambda path, **kw: alice.http.get(f"{hub_url}/user/alice/demo/agp{path}", timeout=60, **kw)
+    alice.hub("DELETE", "/users/alice/servers/demo")
+
+
+def test_workspace(server):
+    ws = server("/workspace").json()
+    assert ws["workspace"] == "demo"
+    assert ws["trino"] == {"host": "127.0.0.1", "catalog": "iceberg", "schema": "demo"}
+    assert ws["s3"]["bucket"] == "agp-ws-demo"
+
+
+def test_namespaces_and_tables_with_search_and_paging(server):
+    assert server("/catalog/namespaces").json()["items"] == ["demo"], "only the workspaces of the user"
+    tables = server("/catalog/namespaces/demo/tables", params={"search": "METER"}).json()
+    assert tables["items"] == ["meter_readings"] and tables["total"] == 1
+    page = server("/catalog/namespaces/demo/tables", params={"limit": 1, "offset": 0}).json()
+    assert page["limit"] == 1 and len(page["items"]) == 1 and page["total"] >= 1
+
+
+def test_table_detail_has_schema_partitions_snapshots_and_properties(server):
+    detail = server("/catalog/namespaces/demo/tables/meter_readings").json()
+    assert [c["name"] for c in detail["schema"]] == ["meter_id", "city", "reading_kwh", "day"]
+    assert detail["partition_spec"] == []
+    assert detail["snapshots"] and detail["snapshots"][0]["operation"] == "append"
+    assert detail["location"].startswith("s3://agp-ws-demo/")
+
+
+def test_preview_runs_through_trino_as_the_user(server):
+    rows = server("/catalog/namespaces/demo/tables/meter_readings/preview", params={"limit": 2}).json()
+    assert rows["columns"] == ["meter_id", "city", "reading_kwh", "day"]
+    assert rows["rows"] == [[101, "Bern", 12.5, "2026-11-01"], [101, "Bern", 13.1, "2026-11-02"]]
+
+
+def test_another_workspace_is_not_in_the_catalog(server, new_workspace):
+    other = new_workspace()["namespace"]
+    r = server(f"/catalog/namespaces/{other}/tables")
+    assert r.status_code in (403, 404, 500) and other not in r.text.replace(f"namespaces/{other}", "")
+
+
+def test_handlers_require_login(hub_url):
+    import requests
+
+    r = requests.get(f"{hub_url}/user/alice/demo/agp/workspace", allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 401, 403)

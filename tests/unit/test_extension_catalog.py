@@ -1,0 +1,20 @@
+from agp.extension.catalog import TTLCache, page
+
+
+def test_page_filters_sorts_and_counts():
+    items = [f"t{i:03d}" for i in range(250)] + ["Readings"]
+    first = page(items, "", 0, 100)
+    assert first["total"] == 251 and first["items"][0] == "Readings" and len(first["items"]) == 100
+    assert page(items, "READ", 0, 10) == {"items": ["Readings"], "total": 1, "offset": 0, "limit": 10}
+    assert page(items, "", 250, 100)["items"] == ["t249"]
+    assert page(items, "", -5, 10_000)["limit"] == 1000
+
+
+def test_ttl_cache_reuses_then_clears():
+    calls = []
+    cache = TTLCache(ttl=60)
+    assert cache.get(("k",), lambda: calls.append(1) or "v") == "v"
+    assert cache.get(("k",), lambda: calls.append(1) or "w") == "v"
+    cache.clear()
+    assert cache.get(("k",), lambda: calls.append(1) or "w") == "w"
+    assert len(calls) == 2
