@@ -20,6 +20,15 @@ class _Base(APIHandler):
     def ext(self):
         return self.settings["agp_extension"]
 
+    def finish_page(self, names: list[str]) -> None:
+        """One page of ``names`` after the ``search``, ``offset`` and ``limit`` query arguments."""
+        search = self.get_argument("search", "")
+        try:
+            offset, limit = int(self.get_argument("offset", "0")), int(self.get_argument("limit", "100"))
+        except ValueError as e:
+            raise web.HTTPError(400, reason="offset and limit are whole numbers") from e
+        self.finish(json.dumps(cat.page(names, search, offset, limit)))
+
     async def run(self, fn, *args):
         try:
             return await asyncio.to_thread(fn, *args)
@@ -52,32 +61,14 @@ class NamespacesHandler(_Base):
     @web.authenticated
     async def get(self):
         names = await self.run(self.ext.cache.get, ("namespaces",), self.ext.namespaces)
-        self.finish(
-            json.dumps(
-                cat.page(
-                    names,
-                    self.get_argument("search", ""),
-                    int(self.get_argument("offset", 0)),
-                    int(self.get_argument("limit", 100)),
-                )
-            )
-        )
+        self.finish_page(names)
 
 
 class TablesHandler(_Base):
     @web.authenticated
     async def get(self, namespace: str):
         names = await self.run(self.ext.cache.get, ("tables", namespace), lambda: self.ext.tables(namespace))
-        self.finish(
-            json.dumps(
-                cat.page(
-                    names,
-                    self.get_argument("search", ""),
-                    int(self.get_argument("offset", 0)),
-                    int(self.get_argument("limit", 100)),
-                )
-            )
-        )
+        self.finish_page(names)
 
 
 class TableHandler(_Base):
