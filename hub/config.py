@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from agp.compose.settings import Settings
 from agp.spawner.workspace import data_plane_env
 
+from .db import shared_engine
 from .models import Workspace
 from .permissions import Caller, effective_role
 
@@ -93,14 +94,11 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.JupyterHub.template_vars = {"my_workspaces": my_workspaces}
 
 
-_engines: dict[str, Any] = {}
-
-
 def _my_workspaces(db_url: str, user: Any) -> list[dict]:
     """The home page's "My workspaces": the caller's workspaces with the state of their servers."""
     if user is None:
         return []
-    engine = _engines.get(db_url) or _engines.setdefault(db_url, create_engine(db_url, pool_pre_ping=True))
+    engine = shared_engine(db_url)
     caller = Caller(user.name, bool(user.admin), frozenset(g.name for g in user.groups))
     with Session(engine) as db:
         rows = db.scalars(select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug))

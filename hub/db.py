@@ -18,6 +18,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True)
 
 
+_shared: dict[str, Engine] = {}
+
+
+def shared_engine(url: str) -> Engine:
+    """One engine per URL for the hub process (its template callables and spawners), made on first use."""
+    if url not in _shared:
+        _shared[url] = make_engine(url)
+    return _shared[url]
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration; safe to run at every start (and from several processes)."""
     cfg = Config()

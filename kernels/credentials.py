@@ -94,9 +94,9 @@ def trino_connect(broker: BrokerClient | None = None, **kwargs: Any):
         def get_exceptions(self) -> tuple:
             return ()
 
-    session = requests.Session()
-    session.verify = str(broker.ca_file())
-    session.trust_env = False  # else REQUESTS_CA_BUNDLE would override `verify`
+    from agp.compose.clients import tls_session
+
+    session = tls_session(broker.ca_file())
     options = {"catalog": cred["catalog"], "schema": cred["schema"], **kwargs}
     return trino.dbapi.connect(
         host=cred["host"],

@@ -7,20 +7,19 @@ import os
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from tornado import web
 from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from agp.extension import enable_for as enable_extension
+from agp.hub.db import shared_engine
 from agp.hub.models import Workspace
 from agp.hub.permissions import Caller
 from agp.kernels import kernelspec
 
 from .workspace import SpawnRefused, check_spawn, workspace_env
-
-_engines: dict[str, object] = {}
 
 
 class WorkspaceMixin(LoggingConfigurable):
@@ -30,10 +29,7 @@ class WorkspaceMixin(LoggingConfigurable):
     data_plane_env = Dict(config=True, help="Endpoints every workspace server gets; see agp.spawner.data_plane_env.")
 
     def _lookup(self, slug: str) -> Workspace | None:
-        engine = _engines.get(self.db_url) or _engines.setdefault(
-            self.db_url, create_engine(self.db_url, pool_pre_ping=True)
-        )
-        with Session(engine) as db:
+        with Session(shared_engine(self.db_url)) as db:
             return db.scalars(
                 select(Workspace).where(Workspace.slug == slug).options(selectinload(Workspace.members))
             ).first()
