@@ -82,6 +82,17 @@ class TableHandler(_Base):
         self.finish(json.dumps(detail))
 
 
+class InvalidateHandler(_Base):
+    """``POST``: forget the cached catalog answers (the kernel calls it after a statement that changes the catalog)."""
+
+    @web.authenticated
+    def post(self):
+        self.ext.cache.clear()
+        self.log.info("agp: catalog cache cleared")
+        self.set_status(204)
+        self.finish()
+
+
 class PreviewHandler(_Base):
     @web.authenticated
     async def get(self, namespace: str, table: str):
@@ -96,6 +107,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
     return [
         (url_path_join(root, "workspace"), WorkspaceHandler),
         (url_path_join(root, "catalog", "namespaces"), NamespacesHandler),
+        (url_path_join(root, "catalog", "invalidate"), InvalidateHandler),
         (url_path_join(root, "catalog", "namespaces", name, "tables"), TablesHandler),
         (url_path_join(root, "catalog", "namespaces", name, "tables", name), TableHandler),
         (url_path_join(root, "catalog", "namespaces", name, "tables", name, "preview"), PreviewHandler),

@@ -55,7 +55,8 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.JupyterHub.named_server_limit_per_user = 0
     c.JupyterHub.spawner_class = "workspace-local"
     c.WorkspaceLocalSpawner.db_url = s.db_url
-    c.WorkspaceLocalSpawner.data_plane_env = data_plane_env(s)
+    # Local servers share the lab's cache: Spark's Iceberg jars are fetched once for everyone.
+    c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
     c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     # The server's own token may also ask the workspace service (the credential broker) for its user.

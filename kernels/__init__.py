@@ -19,6 +19,15 @@ def spark(*args: Any, **kwargs: Any) -> Any:
     return _spark(*args, **kwargs)
 
 
+def __getattr__(name: str) -> Any:
+    # ``from agp.kernels import CatalogBrowser`` imports ipywidgets only when it is asked for.
+    if name == "CatalogBrowser":
+        from .widgets import CatalogBrowser
+
+        return CatalogBrowser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_ipython_extension(ip: Any) -> None:
     from .credentials import BrokerError
     from .sql import configure

@@ -79,8 +79,12 @@ def _broker(broker: BrokerClient | None) -> BrokerClient:
     return broker or BrokerClient.from_environment()
 
 
-def trino_connect(broker: BrokerClient | None = None, **kwargs: Any):
-    """A ``trino`` DBAPI connection as the logged-in user; its JWT is renewed from the broker as it nears expiry."""
+def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwargs: Any):
+    """A ``trino`` DBAPI connection as the logged-in user; its JWT is renewed from the broker as it nears expiry.
+
+    With a ``tracker`` (:class:`agp.kernels.query.Tracker`), every cursor reports its progress to it and can be
+    cancelled by it.
+    """
     import trino
 
     broker = _broker(broker)
@@ -98,7 +102,8 @@ def trino_connect(broker: BrokerClient | None = None, **kwargs: Any):
 
     session = tls_session(broker.ca_file())
     options = {"catalog": cred["catalog"], "schema": cred["schema"], **kwargs}
-    return trino.dbapi.connect(
+    connection_class = trino.dbapi.Connection if tracker is None else _tracked_connection(tracker)
+    return connection_class(
         host=cred["host"],
         port=cred["port"],
         user=cred["user"],
@@ -107,6 +112,19 @@ def trino_connect(broker: BrokerClient | None = None, **kwargs: Any):
         http_session=session,
         **options,
     )
+
+
+def _tracked_connection(tracker: Any) -> type:
+    import trino
+
+    class TrackedConnection(trino.dbapi.Connection):
+        def cursor(self, *args: Any, **kwargs: Any):
+            kwargs.setdefault("stats_callback", tracker.callback)
+            cursor = super().cursor(*args, **kwargs)
+            tracker.watch(cursor)
+            return cursor
+
+    return TrackedConnection
 
 
 class _Bearer(requests.auth.AuthBase):

@@ -2,31 +2,113 @@
 
 The connection is made lazily (nothing is contacted until the first query) and authenticates with JWTs from the
 credential broker, renewed as they near expiry; no password is typed into a notebook.
+
+jupysql's ``%sql`` stays what it is (``%%sql``, ``<<``, ``--save``, row limits); the kernel wraps it so that:
+
+- a Trino error is one or a few lines that name it (jupysql's own messages add hints for other databases);
+- a long query shows Trino's progress, and interrupting the kernel cancels it in Trino (:mod:`.query`);
+- after a statement that changes the catalog, the server's catalog cache is told to forget what it holds.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from typing import Any
 
 from .credentials import BrokerClient, trino_connect
+from .query import TRACKER, describe_error
+
+log = logging.getLogger(__name__)
 
 ALIAS = "trino"
 
+# Statements after which the catalog (tables, schemas, snapshots) may have changed.
+_WRITES = re.compile(
+    r"^\s*(create|drop|alter|insert|delete|update|merge|truncate|comment|refresh|execute|call)\b", re.I | re.M
+)
 
-def engine(broker: BrokerClient | None = None) -> Any:
+
+def engine(broker: BrokerClient | None = None, tracker: Any = TRACKER) -> Any:
     """A SQLAlchemy engine on Trino whose DBAPI connections come from :func:`agp.kernels.credentials.trino_connect`."""
     from sqlalchemy import create_engine
 
     broker = broker or BrokerClient.from_environment()
     # The URL only names the dialect; every connection is made by the creator, with the broker's credentials.
-    return create_engine("trino://", creator=lambda: trino_connect(broker), pool_pre_ping=False)
+    return create_engine("trino://", creator=lambda: trino_connect(broker, tracker=tracker), pool_pre_ping=False)
 
 
 def configure(ip: Any, broker: BrokerClient | None = None) -> None:
     """Load jupysql into ``ip`` and make the workspace's Trino schema the current connection."""
     from sql.connection import ConnectionManager
 
+    broker = broker or BrokerClient.from_environment()
     ip.extension_manager.load_extension("sql")
     for line in ("SqlMagic.autopandas = True", "SqlMagic.displaycon = False", "SqlMagic.feedback = 0"):
         ip.run_line_magic("config", line)
     ConnectionManager.set(engine(broker), displaycon=False, alias=ALIAS)
+    wrap_magic(ip, broker)
+
+
+def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
+    """Register ``%sql``/``%%sql`` again around jupysql's: short errors, cancel on interrupt, cache invalidation."""
+    from IPython.core.error import UsageError
+
+    original = ip.magics_manager.magics["line"]["sql"]
+    if getattr(original, "agp_wrapped", False):
+        return
+
+    def endpoint() -> str | None:
+        cred = broker._cache.get("trino") if broker is not None else None
+        return f"{cred['host']}:{cred['port']}" if cred else None
+
+    def sql(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
+        try:
+            if cell is None:
+                return original(line, local_ns=local_ns)
+            return original(line, cell, local_ns=local_ns)
+        except KeyboardInterrupt:
+            ids = TRACKER.cancel_running()
+            if ids:
+                print(f"Cancelled in Trino: {', '.join(ids)}")
+            raise
+        except UsageError as e:
+            if e.__cause__ is None:  # jupysql's own usage errors (bad arguments) are already short
+                raise
+            log.info("%%sql failed", exc_info=e.__cause__)
+            TRACKER.cancel_running()
+            raise UsageError(describe_error(e.__cause__, endpoint())) from None
+        except Exception as e:
+            # Errors jupysql lets through (the first connection, the broker): the same short form.
+            log.info("%%sql failed", exc_info=e)
+            TRACKER.cancel_running()
+            raise UsageError(describe_error(e, endpoint())) from None
+        finally:
+            if _WRITES.search(f"{line}\n{cell or ''}"):
+                invalidate_server_catalog()
+
+    sql.needs_local_scope = True  # type: ignore[attr-defined]
+    sql.agp_wrapped = True  # type: ignore[attr-defined]
+    sql.__doc__ = original.__doc__
+    ip.register_magic_function(sql, magic_kind="line_cell", magic_name="sql")
+
+
+def invalidate_server_catalog(environ: dict[str, str] | None = None) -> bool:
+    """Tell this kernel's workspace server to drop its cached catalog answers; False where there is none."""
+    import requests
+
+    env = os.environ if environ is None else environ
+    url, token = env.get("JUPYTERHUB_SERVICE_URL"), env.get("JUPYTERHUB_API_TOKEN")
+    if not url or not token:
+        return False
+    try:
+        r = requests.post(
+            f"{url.rstrip('/')}/agp/catalog/invalidate", headers={"Authorization": f"token {token}"}, timeout=5
+        )
+    except requests.RequestException as e:
+        log.warning("could not reach the workspace server to refresh its catalog cache: %s", e)
+        return False
+    if r.status_code != 204:
+        log.warning("the workspace server refused to refresh its catalog cache: HTTP %s", r.status_code)
+    return r.status_code == 204

@@ -37,12 +37,14 @@ def kernel(tmp_path_factory, user_api, hub_url):
     km.shutdown_kernel(now=True)
 
 
-def run(kc, code: str) -> tuple[str, list[dict]]:
-    """Execute ``code``; return its printed text and its error outputs."""
+def run(kc, code: str, messages: list | None = None, timeout: float = 120) -> tuple[str, list[dict]]:
+    """Execute ``code``; return its printed text and its error outputs (and every iopub message in ``messages``)."""
     text, errors = [], []
 
     def hook(msg):
         kind, content = msg["header"]["msg_type"], msg["content"]
+        if messages is not None:
+            messages.append(msg)
         if kind == "stream":
             text.append(content["text"])
         elif kind == "error":
@@ -50,7 +52,7 @@ def run(kc, code: str) -> tuple[str, list[dict]]:
         elif kind in ("execute_result", "display_data"):
             text.append(content["data"].get("text/plain", ""))
 
-    kc.execute_interactive(code, output_hook=hook, timeout=120)
+    kc.execute_interactive(code, output_hook=hook, timeout=timeout)
     return "".join(text), errors
 
 
@@ -84,7 +86,15 @@ def test_a_syntax_error_is_a_few_lines_that_name_it(kernel):
     shown = out + "".join(e["evalue"] + "".join(e["traceback"]) for e in errors)
     assert "SYNTAX_ERROR" in shown and "mismatched input 'SELEC'" in shown
     assert "Traceback (most recent call last)" not in shown
-    assert len(shown.strip().splitlines()) <= 12, shown
+    assert "snippets" not in shown and "sqlalche.me" not in shown, "no hints meant for other databases"
+    assert len(shown.strip().splitlines()) <= 3, shown
+
+
+def test_a_missing_table_names_the_table(kernel):
+    out, errors = run(kernel, "%sql SELECT * FROM no_such_table_here")
+    shown = out + "".join(e["evalue"] for e in errors)
+    assert "TABLE_NOT_FOUND" in shown and "no_such_table_here" in shown, shown
+    assert len(shown.strip().splitlines()) <= 3, shown
 
 
 def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_workspace, settings):
@@ -99,3 +109,67 @@ def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_worksp
     shown = out + "".join(e["evalue"] for e in errors)
     assert "Access Denied" in shown or "PERMISSION_DENIED" in shown, shown
     assert "not-for-alice" not in shown
+
+
+# A query that runs for minutes and returns nothing until it ends: 10^12 rows counted.
+LONG_QUERY = (
+    "SELECT count(*) FROM UNNEST(sequence(1, 10000)) a(x) "
+    "CROSS JOIN UNNEST(sequence(1, 10000)) b(y) CROSS JOIN UNNEST(sequence(1, 10000)) c(z)"
+)
+
+
+def test_a_long_query_shows_progress_and_an_interrupt_cancels_it_in_trino(kernel, settings):
+    import threading
+    import time
+
+    from agp.compose import clients
+
+    km = kernel.parent
+    messages: list = []
+    timer = threading.Timer(6.0, km.interrupt_kernel)
+    timer.start()
+    try:
+        out, errors = run(kernel, f"%sql {LONG_QUERY}", messages=messages)
+    finally:
+        timer.cancel()
+    assert any(e["ename"] == "KeyboardInterrupt" for e in errors) or "KeyboardInterrupt" in out, (out, errors)
+    assert "Cancelled in Trino: " in out, out
+    query_id = out.split("Cancelled in Trino: ")[1].split()[0].strip(",")
+
+    labels = [
+        m["content"]["data"]["state"].get("value", "")
+        for m in messages
+        if m["header"]["msg_type"] in ("comm_open", "comm_msg") and "state" in m["content"].get("data", {})
+    ]
+    shown = [v for v in labels if isinstance(v, str) and "Trino running" in v]
+    assert shown and "rows" in shown[-1] and query_id in shown[-1], labels[-5:]
+
+    with clients.trino_connect(settings) as conn:
+        cur = conn.cursor()
+        for _ in range(30):
+            cur.execute(f"SELECT state, error_code FROM system.runtime.queries WHERE query_id = '{query_id}'")
+            rows = cur.fetchall()
+            if rows and rows[0][0] in ("FAILED", "FINISHED"):
+                break
+            time.sleep(0.5)
+    assert rows == [["FAILED", "USER_CANCELED"]], rows
+
+    out, errors = run(kernel, "print(1 + 1)")
+    assert not errors and out.strip() == "2", "the kernel lives on"
+
+
+def test_trino_stopped_mid_session_is_a_clear_error_and_the_kernel_lives(kernel, lab):
+    out, errors = run(kernel, "%sql SELECT 1 AS one")
+    assert not errors, errors
+    lab.stop("trino")
+    try:
+        out, errors = run(kernel, "%sql SELECT 2 AS two")
+        shown = out + "".join(e["evalue"] for e in errors)
+        assert "does not answer" in shown and "the query did not run" in shown, shown
+        assert "Traceback" not in shown and len(shown.strip().splitlines()) <= 3, shown
+        out, errors = run(kernel, "print('alive')")
+        assert not errors and out.strip() == "alive"
+    finally:
+        lab.restart("trino")
+    out, errors = run(kernel, "x = %sql SELECT 3 AS three\nprint(int(x.three[0]))")
+    assert not errors and out.strip() == "3", (out, errors)
