@@ -40,15 +40,24 @@ def engine(broker: BrokerClient | None = None, tracker: Any = TRACKER) -> Any:
 
 
 def configure(ip: Any, broker: BrokerClient | None = None) -> None:
-    """Load jupysql into ``ip`` and make the workspace's Trino schema the current connection."""
-    from sql.connection import ConnectionManager
+    """Load jupysql into ``ip``; the workspace's Trino schema becomes its connection at the first ``%sql``.
 
+    jupysql asks the database for its version when a connection is set, so setting it at kernel start would cost
+    a round trip to Trino and, with Trino down, leave ``%sql`` without a connection for the whole session.
+    """
     broker = broker or BrokerClient.from_environment()
     ip.extension_manager.load_extension("sql")
     for line in ("SqlMagic.autopandas = True", "SqlMagic.displaycon = False", "SqlMagic.feedback = 0"):
         ip.run_line_magic("config", line)
-    ConnectionManager.set(engine(broker), displaycon=False, alias=ALIAS)
     wrap_magic(ip, broker)
+
+
+def connect(broker: BrokerClient) -> None:
+    """Make Trino jupysql's current connection, unless the user has chosen another one."""
+    from sql.connection import ConnectionManager
+
+    if ConnectionManager.current is None:
+        ConnectionManager.set(engine(broker), displaycon=False, alias=ALIAS)
 
 
 def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
@@ -65,6 +74,8 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
 
     def sql(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
         try:
+            if broker is not None:
+                connect(broker)
             if cell is None:
                 return original(line, local_ns=local_ns)
             return original(line, cell, local_ns=local_ns)

@@ -10,6 +10,8 @@ from agp.kernels import kernelspec
 
 pytestmark = pytest.mark.integration
 
+WIDGET = "application/vnd.jupyter.widget-view+json"  # progress bars and browsers: not text
+
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, user_api, hub_url):
@@ -49,7 +51,7 @@ def run(kc, code: str, messages: list | None = None, timeout: float = 120) -> tu
             text.append(content["text"])
         elif kind == "error":
             errors.append(content)
-        elif kind in ("execute_result", "display_data"):
+        elif kind in ("execute_result", "display_data") and WIDGET not in content["data"]:
             text.append(content["data"].get("text/plain", ""))
 
     kc.execute_interactive(code, output_hook=hook, timeout=timeout)
