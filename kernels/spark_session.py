@@ -4,22 +4,35 @@ The session is wired to the workspace's Iceberg catalog (through the workspace s
 token) and to its bucket (a temporary S3 credential from the broker), with the workspace namespace as default.
 Iceberg's jars are fetched from Maven Central once into the cache. Calling it again returns the same session;
 the kernel's exit stops it.
+
+In a notebook, running jobs show a progress bar in the cell that runs them (:mod:`agp.kernels.spark_progress`)
+and the session's first cell shows a link to the Spark UI. In a server started by JupyterHub the UI is reached
+through the server's own proxy (jupyter-server-proxy, ``<server>/proxy/<port>/``, behind the server's login), so
+the browser needs no other port than the hub's: :func:`spark_ui_url` gives that path.
 """
 
 from __future__ import annotations
 
 import atexit
+import html
 import logging
 import os
+import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from . import spark_progress
 from .credentials import BrokerClient, spark_conf
 
 log = logging.getLogger(__name__)
 _session: Any = None
+_ui_url: str | None = None
+_monitor: spark_progress.ProgressMonitor | None = None
 _lock = threading.Lock()
+_stop_registered = False
 
 
 def jars(cache_dir: Path | None = None) -> list[Path]:
@@ -30,8 +43,14 @@ def jars(cache_dir: Path | None = None) -> list[Path]:
     return [fetch.download(artifact, downloads) for artifact in versions.SPARK_JARS]
 
 
-def builder_conf(broker: BrokerClient, jar_paths: list[Path], master: str) -> dict[str, str]:
-    """Every setting of the session (pure): catalog and S3 from the broker, Iceberg's extensions, lean local mode."""
+def builder_conf(
+    broker: BrokerClient, jar_paths: list[Path], master: str, console_progress: bool = True
+) -> dict[str, str]:
+    """Every setting of the session (pure): catalog and S3 from the broker, Iceberg's extensions, lean local mode.
+
+    ``console_progress=False`` turns Spark's console bar off (in a kernel it goes to the server's log, and the
+    notebook has its own bar).
+    """
     return {
         "spark.master": master,
         "spark.app.name": f"agp-{broker.workspace}",
@@ -39,34 +58,137 @@ def builder_conf(broker: BrokerClient, jar_paths: list[Path], master: str) -> di
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.catalog.iceberg.token": broker.token,
         "spark.sql.catalog.iceberg.default-namespace": broker.get("catalog")["namespace"],
-        "spark.ui.showConsoleProgress": "true",
+        "spark.ui.showConsoleProgress": "true" if console_progress else "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.driver.memory": "1g",
         **spark_conf(broker),
     }
 
 
+def proxy_base(service_prefix: str, port: int) -> str:
+    """The Spark UI's path behind the Jupyter server's proxy: ``/user/alice/demo/`` and 4040 give
+    ``/user/alice/demo/proxy/4040``."""
+    return f"{service_prefix.rstrip('/')}/proxy/{port}"
+
+
+def ui_conf(port: int, service_prefix: str | None) -> dict[str, str]:
+    """The UI's port and, in a hub server (``service_prefix`` is its ``JUPYTERHUB_SERVICE_PREFIX``), the base
+    path its links get so that they work through the server's proxy (pure)."""
+    conf = {"spark.ui.port": str(port)}
+    if service_prefix:
+        conf["spark.ui.proxyBase"] = proxy_base(service_prefix, port)
+    return conf
+
+
+def ui_url(service_prefix: str | None, port: int | None, spark_url: str | None) -> str | None:
+    """Where a user opens the UI: its jobs page through the server's proxy in a hub server, else Spark's own URL
+    (``None`` when the UI is off)."""
+    if port is None or spark_url is None:
+        return None
+    return f"{proxy_base(service_prefix, port)}/jobs/" if service_prefix else spark_url
+
+
+def ui_link(url: str, app_name: str) -> dict[str, str]:
+    """The MIME bundle shown when the session is made in a notebook: a "Spark UI" link."""
+    href = html.escape(url, quote=True)
+    return {
+        "text/plain": f"Spark UI: {url}",
+        "text/html": f'<a href="{href}" target="_blank" rel="noopener">Spark UI</a> '
+        f"<span>(application {html.escape(app_name)})</span>",
+    }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (Spark moves to the next one if it is taken by the time it binds)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def spark_ui_url() -> str | None:
+    """The Spark UI of the session made by :func:`spark`: a path on the Jupyter server (``/user/<name>/<server>/
+    proxy/<port>/jobs/``) in a hub server, Spark's own URL elsewhere; ``None`` before a session exists."""
+    return _ui_url if _session is not None and _session.sparkContext._jsc is not None else None
+
+
 def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
     """The workspace's SparkSession, made on the first call and returned as it is after."""
-    global _session
+    global _session, _ui_url, _monitor, _stop_registered
     with _lock:
         if _session is not None and _session.sparkContext._jsc is not None:
             return _session
         from pyspark.sql import SparkSession
 
+        if _monitor is not None:
+            _monitor.stop()
+            _monitor = None
         broker = broker or BrokerClient.from_environment()
         master = master or os.environ.get("AGP_SPARK_MASTER", "local[2]")
+        service_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or None
+        shell = spark_progress.kernel_shell()
+        # Python functions (UDFs, RDD maps) run in workers of this interpreter, not whatever python3 PATH finds.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        conf = {
+            **builder_conf(broker, jars(), master, console_progress=shell is None),
+            **ui_conf(free_port(), service_prefix),
+        }
         builder = SparkSession.builder
-        for key, value in builder_conf(broker, jars(), master).items():
+        for key, value in conf.items():
             builder = builder.config(key, value)
         _session = builder.getOrCreate()
+        _ui_url = _expose_ui(_session.sparkContext, service_prefix)
         _session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
-        atexit.register(_stop)
+        if not _stop_registered:
+            atexit.register(_stop)
+            _stop_registered = True
+        if shell is not None:
+            _monitor = _notebook_extras(shell, _session.sparkContext, service_prefix)
         return _session
 
 
+def _expose_ui(sc: Any, service_prefix: str | None) -> str | None:
+    """The UI's URL for the user; behind the proxy, the base path of its links for the port it really bound."""
+    try:
+        spark_url = sc.uiWebUrl
+        port = urlparse(spark_url).port if spark_url else None
+        # Spark reads the links' base path from this JVM property on each request: set it for the port the UI
+        # really bound (Spark takes the next one when the chosen port was taken meanwhile), and clear what an
+        # earlier session of the same JVM left.
+        system = sc._jvm.java.lang.System
+        if service_prefix and port is not None:
+            system.setProperty("spark.ui.proxyBase", proxy_base(service_prefix, port))
+        else:
+            system.clearProperty("spark.ui.proxyBase")
+        return ui_url(service_prefix, port, spark_url)
+    except Exception:
+        log.warning("could not work out the Spark UI's address", exc_info=True)
+        return None
+
+
+def _notebook_extras(shell: Any, sc: Any, service_prefix: str | None) -> spark_progress.ProgressMonitor | None:
+    """The "Spark UI" link in the cell that made the session, and the progress bar's thread; never raises."""
+    root = None
+    try:
+        if _ui_url:
+            from IPython.display import display
+
+            display(ui_link(_ui_url, sc.appName), raw=True)
+            root = _ui_url.removesuffix("/jobs/") if service_prefix else _ui_url
+    except Exception:
+        log.warning("could not show the Spark UI link", exc_info=True)
+    try:
+        return spark_progress.ProgressMonitor(sc, shell, root).start()
+    except Exception:
+        log.warning("could not start the Spark progress bar", exc_info=True)
+        return None
+
+
 def _stop() -> None:
-    global _session
+    global _session, _monitor, _ui_url
+    if _monitor is not None:
+        _monitor.stop()
+        _monitor = None
     if _session is not None:
         _session.stop()
         _session = None
+    _ui_url = None

@@ -1,12 +1,23 @@
-"""Spark in one call, against the real catalog (through the workspace service), MinIO and Trino."""
+"""Spark in one call, against the real catalog (through the workspace service), MinIO and Trino; its UI through
+a workspace server's proxy, and its progress bar in a real kernel."""
 
 from __future__ import annotations
 
-import pytest
+import queue
+import re
+from urllib.parse import urlparse
 
+import pytest
+import requests
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from agp.kernels import kernelspec
 from agp.kernels.credentials import BrokerClient
 
 pytestmark = pytest.mark.integration
+
+PREFIX = "/user/alice/demo/"  # what JupyterHub gives alice's "demo" server as JUPYTERHUB_SERVICE_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +30,9 @@ def alice(user_api, hub_url) -> BrokerClient:
 def session(alice):
     from agp.kernels import spark
 
-    s = spark(alice)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JUPYTERHUB_SERVICE_PREFIX", PREFIX)  # as in alice's demo server
+        s = spark(alice)
     yield s
     from agp.kernels.spark_session import _stop
 
@@ -60,3 +73,144 @@ def test_another_workspace_is_out_of_reach(session, new_workspace):
     with pytest.raises(Exception) as err:
         session.sql(f"SELECT * FROM iceberg.`{other}`.anything").collect()
     assert "table_or_view_not_found" in str(err.value).lower()
+
+
+def test_the_ui_is_on_a_free_port_with_links_for_the_servers_proxy(session):
+    from agp.kernels import spark_session
+
+    port = urlparse(session.sparkContext.uiWebUrl).port
+    assert spark_session.spark_ui_url() == f"{PREFIX}proxy/{port}/jobs/"
+    conf = session.sparkContext.getConf()
+    assert conf.get("spark.ui.port") == str(port)
+    assert conf.get("spark.ui.proxyBase") == f"/user/alice/demo/proxy/{port}"
+    assert conf.get("spark.ui.showConsoleProgress") == "true", "outside a kernel Spark's console bar stays"
+    assert spark_session._monitor is None, "no notebook, no progress thread"
+    page = requests.get(f"http://127.0.0.1:{port}/jobs/", timeout=60)
+    assert page.status_code == 200
+    assert f'href="/user/alice/demo/proxy/{port}/static/' in page.text, "the UI's own links go through the proxy"
+
+
+@pytest.fixture
+def demo_server(user_api, hub_url):
+    alice = user_api("alice")
+    r = alice.hub("POST", "/users/alice/servers/demo")
+    assert r.status_code in (201, 202, 400), r.text  # 400: already running
+    alice.wait_server("alice", "demo")
+    yield alice.http, hub_url
+    alice.hub("DELETE", "/users/alice/servers/demo")
+
+
+def test_the_ui_answers_through_the_workspace_servers_proxy(session, demo_server):
+    http, hub_url = demo_server
+    session.sql("SELECT count(*) FROM meter_readings").collect()
+    base = session.sparkContext.getConf().get("spark.ui.proxyBase")
+    url = f"{hub_url}{base}"
+    page = http.get(f"{url}/jobs/", timeout=60)
+    assert page.status_code == 200, page.text[:500]
+    assert "Spark Jobs" in page.text and "agp-demo" in page.text
+    assert f"{base}/static/webui.css" in page.text
+    assert http.get(f"{url}/static/webui.css", timeout=60).status_code == 200, "the UI's links resolve"
+    anonymous = requests.get(f"{url}/jobs/", allow_redirects=False, timeout=60)
+    assert anonymous.status_code in (302, 401, 403), "the proxy is behind the server's login"
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory, user_api, hub_url, settings):
+    """A real "Python 3 (Antigravity)" kernel with the environment of alice's demo server."""
+    data = tmp_path_factory.mktemp("jupyter-data")
+    kernelspec.install(data)
+    token = user_api("alice").http.headers["Authorization"].split()[1]
+    km = KernelManager(
+        kernel_name=kernelspec.NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(data / "kernels")])
+    )
+    km.start_kernel(
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(data),
+            "AGP_CACHE_DIR": str(settings.cache_dir),
+            "AGP_WORKSPACE_SERVICE_URL": f"{hub_url}/services/workspaces",
+            "JUPYTERHUB_API_TOKEN": token,
+            "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+            "AGP_WORKSPACE": "demo",
+        }
+    )
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def messages_of(kc, msg_id: str, until, limit: float = 300) -> list[dict]:
+    """IOPub messages of the request ``msg_id`` until ``until(messages)`` holds (``limit``: a hang, not a check)."""
+    got: list[dict] = []
+    while not until(got):
+        try:
+            msg = kc.get_iopub_msg(timeout=limit)
+        except queue.Empty:
+            raise AssertionError(f"kernel went quiet; so far: {[m['msg_type'] for m in got]}") from None
+        if msg["parent_header"].get("msg_id") == msg_id:
+            got.append(msg)
+    return got
+
+
+def idle(msgs: list[dict]) -> bool:
+    return any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in msgs)
+
+
+def text(msg: dict) -> str:
+    return msg["content"].get("data", {}).get("text/plain", "") or msg["content"].get("text", "")
+
+
+def test_a_running_job_shows_a_progress_bar_in_its_cell(kernel, tmp_path):
+    made = messages_of(kernel, kernel.execute("from agp.kernels import spark\ns = spark()"), idle)
+    assert not [m for m in made if m["msg_type"] == "error"], made
+    [link] = [m for m in made if m["msg_type"] == "display_data"]
+    assert text(link).startswith(f"Spark UI: {PREFIX}proxy/")
+    assert ">Spark UI</a>" in link["content"]["data"]["text/html"]
+
+    gate = tmp_path / "go"
+    job = (
+        "import os, time\n"
+        f"def held(i, gate={str(gate)!r}):\n"
+        "    end = time.monotonic() + 600\n"  # a bound in case the test dies, not part of what is checked
+        "    while not os.path.exists(gate) and time.monotonic() < end:\n"
+        "        time.sleep(0.05)\n"
+        "    return i\n"
+        "print('sum', s.sparkContext.parallelize(range(4), 4).map(held).sum())"
+    )
+    cell = kernel.execute(job)
+
+    def bar_shown(msgs):
+        return any(m["msg_type"] == "display_data" and text(m).startswith("[Spark] job") for m in msgs)
+
+    running = messages_of(kernel, cell, bar_shown)
+    [bar] = [m for m in running if m["msg_type"] == "display_data"]
+    assert "0/4 tasks done" in text(bar) and "running" in text(bar), text(bar)
+    assert '<progress max="100" value="0"' in bar["content"]["data"]["text/html"]
+    display_id = bar["content"]["transient"]["display_id"]
+    gate.touch()
+
+    def ended(msgs):
+        return idle(msgs) and any(text(m).endswith("succeeded") for m in msgs)
+
+    rest = messages_of(kernel, cell, ended)
+    assert "sum 6\n" in "".join(text(m) for m in rest if m["msg_type"] == "stream")
+    updates = [m for m in rest if m["msg_type"] == "update_display_data"]
+    assert updates and {m["content"]["transient"]["display_id"] for m in updates} == {display_id}
+    job_id = re.match(r"\[Spark\] job (\d+),", text(bar)).group(1)
+    assert text(updates[-1]) == f"[Spark] job {job_id} succeeded"
+    assert 'value="100"' in updates[-1]["content"]["data"]["text/html"]
+    assert not [m for m in rest if m["msg_type"] == "display_data"], "one bar per cell"
+
+    check = kernel.execute(
+        "from agp.kernels import spark_session as ss\n"
+        "m = ss._monitor\n"
+        "print('console', s.conf.get('spark.ui.showConsoleProgress'), 'alive', m.alive)\n"
+        "ss._stop()\n"
+        "print('after stop', m.alive, ss.spark_ui_url())"
+    )
+    out = "".join(text(m) for m in messages_of(kernel, check, idle) if m["msg_type"] == "stream")
+    assert "console false alive True" in out
+    assert "after stop False None" in out, "the progress thread ends with the session"
