@@ -83,10 +83,43 @@ def tls_session(ca_file: Path) -> Any:
     REQUESTS_CA_BUNDLE override the session's own ``verify`` (a long-standing requests behaviour)."""
     import requests
 
+    trust_in_environment(ca_file)
     session = requests.Session()
     session.verify = str(ca_file)
     session.trust_env = False
     return session
+
+
+_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def trust_in_environment(ca_file: Path) -> None:
+    """Add ``ca_file`` to the CA bundle this process's environment names, where it names one.
+
+    The ``trino`` client fetches spooled result segments and acknowledges them with sessions of its own, which
+    take REQUESTS_CA_BUNDLE over any ``verify`` they are given; on a machine that sets it, those requests would
+    not trust Trino's certificate. The combined bundle (the original one plus ``ca_file``) is written once per
+    process and user, and the variables are pointed at it.
+    """
+    import hashlib
+    import os
+    import tempfile
+
+    pem = Path(ca_file).read_text()
+    for var in _BUNDLE_VARIABLES:
+        current = os.environ.get(var)
+        if not current or not Path(current).is_file():
+            continue
+        original = Path(current).read_text()
+        if pem.strip() in original:
+            continue
+        digest = hashlib.sha256((current + pem).encode()).hexdigest()[:16]
+        combined = Path(tempfile.gettempdir()) / f"agp-ca-bundle-{os.getuid()}-{digest}.pem"
+        if not combined.exists():
+            tmp = combined.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(original.rstrip("\n") + "\n" + pem)
+            tmp.replace(combined)
+        os.environ[var] = str(combined)
 
 
 def s3_client(settings: Settings) -> Any:

@@ -117,11 +117,16 @@ def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwa
 def _tracked_connection(tracker: Any) -> type:
     import trino
 
-    class TrackedConnection(trino.dbapi.Connection):
+    from .frames import Cursor, FrameConnection
+
+    class TrackedConnection(FrameConnection, trino.dbapi.Connection):
+        """Cursors report progress to ``tracker``; ``df()``/``pl()`` build DataFrames column by column."""
+
         def cursor(self, *args: Any, **kwargs: Any):
             kwargs.setdefault("stats_callback", tracker.callback)
-            cursor = super().cursor(*args, **kwargs)
+            cursor = Cursor(super().cursor(*args, **kwargs))
             tracker.watch(cursor)
+            self.remember(cursor)
             return cursor
 
     return TrackedConnection

@@ -175,3 +175,56 @@ def test_trino_stopped_mid_session_is_a_clear_error_and_the_kernel_lives(kernel,
         lab.restart("trino")
     out, errors = run(kernel, "x = %sql SELECT 3 AS three\nprint(int(x.three[0]))")
     assert not errors and out.strip() == "3", (out, errors)
+
+
+TYPED = (
+    "SELECT n, n * 0.5 AS half, CASE WHEN n % 3 = 0 THEN nan() WHEN n % 3 = 1 THEN infinity() ELSE 1.5 END AS special, "
+    "CAST(n AS decimal(12, 2)) AS amount, date_add('day', n % 1000, DATE '2026-01-01') AS day, "
+    "from_unixtime(n) AS ts, CAST(n AS varchar) AS label, n % 2 = 0 AS even, "
+    "CASE WHEN n % 5 = 0 THEN NULL ELSE n END AS sometimes, to_utf8(CAST(n % 7 AS varchar)) AS bytes "
+    "FROM (SELECT a * 1000 + b AS n FROM UNNEST(sequence(0, 249)) AS s(a) CROSS JOIN UNNEST(sequence(1, 1000)) AS t(b))"
+)
+
+
+def test_large_results_match_the_raw_cursor_value_for_value(kernel):
+    code = f"""
+import math, pandas as pd
+from agp.kernels.credentials import trino_connect
+fast = %sql {TYPED}
+cur = trino_connect().cursor()
+cur.execute({TYPED!r})
+raw = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+fast, raw = (d.sort_values("n").reset_index(drop=True) for d in (fast, raw))
+same = all(
+    (a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    or (a is None and b is None) or (pd.isna(a) and pd.isna(b))
+    for column in raw.columns for a, b in zip(fast[column].tolist(), raw[column].tolist())
+)
+dtypes_match = [str(t) for t in fast.dtypes] == [str(t) for t in raw.dtypes]
+print(len(fast), list(fast.columns) == list(raw.columns), same, dtypes_match)
+print(type(fast.amount[0]).__name__, type(fast.day[0]).__name__, type(fast.bytes[0]).__name__)
+"""
+    out, errors = run(kernel, code, timeout=300)
+    assert not errors, errors
+    assert out.strip().splitlines() == ["250000 True True True", "Decimal date bytes"], out
+
+
+def test_polars_results_and_jupysql_features_work_as_documented(kernel):
+    code = """
+%config SqlMagic.autopolars = True
+pl_df = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day
+%config SqlMagic.autopolars = False
+%config SqlMagic.autopandas = True
+print(type(pl_df).__module__.split('.')[0], pl_df.shape)
+%sql --save bern_only SELECT * FROM meter_readings WHERE city = 'Bern'
+n = %sql --with bern_only SELECT count(*) AS n FROM bern_only
+print('saved', int(n.n[0]))
+"""
+    out, errors = run(kernel, code)
+    assert not errors, errors
+    assert "polars (5, 2)" in out and "saved 2" in out, out
+
+    out, errors = run(kernel, "%%sql rows <<\nSELECT meter_id FROM meter_readings\n")
+    assert not errors, errors
+    out, errors = run(kernel, "print(type(rows).__name__, len(rows))")
+    assert out.strip() == "DataFrame 5", out
