@@ -19,6 +19,13 @@ def spark(*args: Any, **kwargs: Any) -> Any:
     return _spark(*args, **kwargs)
 
 
+def spark_ui_url() -> str | None:
+    """Where the Spark UI of this kernel's session opens (through the workspace server in a hub server)."""
+    from .spark_session import spark_ui_url as _url
+
+    return _url()
+
+
 def __getattr__(name: str) -> Any:
     # ``from agp.kernels import CatalogBrowser`` imports ipywidgets only when it is asked for.
     if name == "CatalogBrowser":

@@ -128,6 +128,9 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
         shell = spark_progress.kernel_shell()
         # Python functions (UDFs, RDD maps) run in workers of this interpreter, not whatever python3 PATH finds.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if master.startswith("local"):
+            # The driver and its UI listen on loopback only; users reach the UI through the server's proxy.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf = {
             **builder_conf(broker, jars(), master, console_progress=shell is None),
             **ui_conf(free_port(), service_prefix),
