@@ -96,7 +96,10 @@ class Broker:
         }
 
     def _s3(self, user: str, names: WorkspaceNames, role: Role) -> dict[str, Any]:
-        writable = role in (Role.owner, Role.editor)
+        return self.s3(user, names, writable=role in (Role.owner, Role.editor))
+
+    def s3(self, user: str, names: WorkspaceNames, writable: bool) -> dict[str, Any]:
+        """A temporary S3 credential for the workspace's bucket only, read-write or read-only."""
         key = ("s3", user, names.slug, writable)
         now = time.time()
         with self._lock:

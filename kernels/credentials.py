@@ -196,20 +196,23 @@ def load_catalog(broker: BrokerClient | None = None):
 
 
 def spark_conf(broker: BrokerClient | None = None, catalog: str = "iceberg") -> dict[str, str]:
-    """Spark settings for the workspace's Iceberg catalog and S3, with the current temporary credential."""
-    props = catalog_properties(broker)
+    """Spark settings for the workspace's Iceberg catalog and S3 (pure of secrets but the server's token).
+
+    No S3 key is given to Spark: the catalog hands out the caller's bucket-scoped credential with every table it
+    loads, and Iceberg's ``VendedCredentialsProvider`` renews it from the catalog before it expires, so a session
+    outlives any one credential.
+    """
+    broker = _broker(broker)
+    cat, s3 = broker.get("catalog"), broker.get("s3")
     prefix = f"spark.sql.catalog.{catalog}"
     return {
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.type": "rest",
-        f"{prefix}.uri": props["uri"],
-        f"{prefix}.warehouse": props["warehouse"],
+        f"{prefix}.uri": cat["uri"],
+        f"{prefix}.warehouse": cat["warehouse"],
         f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-        f"{prefix}.s3.endpoint": props["s3.endpoint"],
+        f"{prefix}.s3.endpoint": s3["endpoint"],
         f"{prefix}.s3.path-style-access": "true",
-        f"{prefix}.s3.access-key-id": props["s3.access-key-id"],
-        f"{prefix}.s3.secret-access-key": props["s3.secret-access-key"],
-        f"{prefix}.s3.session-token": props["s3.session-token"],
-        f"{prefix}.client.region": props["s3.region"],
+        f"{prefix}.client.region": s3["region"],
         "spark.sql.defaultCatalog": catalog,
     }

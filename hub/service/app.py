@@ -20,7 +20,7 @@ from agp.compose.settings import Settings
 from .. import db as dbmod
 from .. import rules_sync, store
 from ..broker import Broker
-from ..names import WorkspaceNames
+from ..names import InvalidName, WorkspaceNames
 from ..permissions import Caller
 from ..provision import Provisioner
 from .catalog_proxy import CatalogProxy
@@ -168,7 +168,18 @@ def create_app(
         """The Iceberg REST catalog for notebooks (a hub token as bearer), authorized per namespace."""
         who = await identity.caller(request)
         access = None if who.admin else await asyncio.to_thread(_namespaces_of, who)
-        return await catalog.forward(request, access)
+
+        def vend_s3(namespace: str, writable: bool) -> dict | None:
+            # Namespaces are workspace slugs with '-' as '_' (slugs have no '_'); the proxy authorized it already.
+            try:
+                names = WorkspaceNames(namespace.replace("_", "-"))
+            except InvalidName:
+                return None  # not a workspace's namespace (admins only): no bucket to vend for
+            cred = broker.s3(who.name, names, writable)
+            log.info("catalog: S3 credential for %s on %s (%s)", who.name, names.bucket, "rw" if writable else "ro")
+            return cred
+
+        return await catalog.forward(request, access, vend_s3)
 
     def _namespaces_of(who: Caller) -> dict[str, bool]:
         with make_session() as s:

@@ -7,10 +7,12 @@ Nessie with the platform's own Keycloak client credentials; Nessie refuses every
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from urllib.parse import unquote
+from collections.abc import Callable
+from urllib.parse import quote, unquote
 
 import httpx
 from fastapi import HTTPException, Request, Response
@@ -57,6 +59,36 @@ def authorize(method: str, parts: list[str], body: bytes, access: dict[str, bool
     raise HTTPException(403, "This catalog call is not offered to notebooks.")
 
 
+def credentials_path(parts: list[str]) -> bool:
+    """``v1/{prefix}/namespaces/{ns}/tables/{table}/credentials``: the table's storage credential (Iceberg REST)."""
+    return (
+        len(parts) == 7 and parts[0] == "v1" and parts[2] == "namespaces" and parts[4:7:2] == ["tables", "credentials"]
+    )
+
+
+def s3_config(cred: dict) -> dict[str, str]:
+    """An S3 credential from the broker in the Iceberg REST catalog's property names (pure)."""
+    return {
+        "s3.access-key-id": cred["access_key_id"],
+        "s3.secret-access-key": cred["secret_access_key"],
+        "s3.session-token": cred["session_token"],
+        "s3.session-token-expires-at-ms": str(int(cred["expires_at"]) * 1000),
+    }
+
+
+def vend(doc: dict, cred: dict, refresh_path: str) -> dict:
+    """A load-table answer with the caller's own S3 credential for the table, and where to renew it (pure).
+
+    Iceberg's clients (Spark's S3FileIO through ``VendedCredentialsProvider``, pyiceberg) take these over any
+    catalog-wide keys, and ask ``refresh_path`` for a new credential before this one expires.
+    """
+    config = doc.setdefault("config", {})
+    config.update(s3_config(cred))
+    config["client.refresh-credentials-endpoint"] = refresh_path
+    config["client.refresh-credentials-enabled"] = "true"
+    return doc
+
+
 def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
     if access is None:
         return
@@ -91,7 +123,17 @@ class CatalogProxy:
         self._token = (doc["access_token"], time.time() + doc.get("expires_in", 60) - 30)
         return self._token[0]
 
-    async def forward(self, request: Request, access: dict[str, bool] | None) -> Response:
+    async def forward(
+        self,
+        request: Request,
+        access: dict[str, bool] | None,
+        vend_s3: Callable[[str, bool], dict | None] | None = None,
+    ) -> Response:
+        """Authorize the call, forward it to Nessie as the platform, and adapt the answer for the caller.
+
+        ``vend_s3(namespace, writable)`` returns the caller's S3 credential for a namespace's bucket; with it,
+        table answers carry that credential and its refresh endpoint is answered here.
+        """
         raw = request.scope.get("raw_path", request.url.path.encode()).decode()
         tail = raw.split("/iceberg/", 1)[1] if "/iceberg/" in raw else ""
         parts = tail.split("/")
@@ -100,6 +142,14 @@ class CatalogProxy:
             authorize(request.method, parts, body, access)
         except json.JSONDecodeError as e:
             raise HTTPException(400, "The request body is not JSON.") from e
+        namespace = namespace_of(parts[3]) if len(parts) > 3 and parts[2] == "namespaces" else None
+        writable = True if access is None else bool(namespace and access.get(namespace))
+        if credentials_path(parts) and request.method == "GET" and vend_s3 is not None and namespace:
+            cred = await asyncio.to_thread(vend_s3, namespace, writable)
+            if cred is None:
+                raise HTTPException(404, f"Namespace {namespace!r} has no workspace bucket to vend credentials for.")
+            answer = {"storage-credentials": [{"prefix": f"s3://{cred['bucket']}/", "config": s3_config(cred)}]}
+            return Response(json.dumps(answer).encode(), media_type="application/json")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["authorization"] = f"Bearer {await self._service_token()}"
         url = f"{self.upstream}/{tail}"
@@ -115,7 +165,16 @@ class CatalogProxy:
         if parts[:2] == ["v1", "config"] and upstream.status_code == 200:
             content = self._rewrite_config(upstream.json())
         elif len(parts) >= 5 and parts[4] == "tables" and upstream.status_code == 200 and is_json:
-            content = self._strip_signing(upstream.json())
+            doc = self._strip_signing(upstream.json())
+            if vend_s3 is not None and namespace and "metadata" in doc:
+                # Loading names the table in the path; creating names it in the body.
+                table = parts[5] if len(parts) > 5 else quote(str(json.loads(body or b"{}").get("name", "")), safe="")
+                if table:
+                    cred = await asyncio.to_thread(vend_s3, namespace, writable)
+                    doc = (
+                        doc if cred is None else vend(doc, cred, "/".join([*parts[:4], "tables", table, "credentials"]))
+                    )
+            content = json.dumps(doc).encode()
         elif (
             parts[2:] == ["namespaces"]
             and request.method == "GET"
@@ -129,14 +188,14 @@ class CatalogProxy:
         return Response(content, status_code=upstream.status_code, headers=kept)
 
     @staticmethod
-    def _strip_signing(doc: dict) -> bytes:
+    def _strip_signing(doc: dict) -> dict:
         """Clients sign their S3 requests with their own bucket-scoped credential: Nessie's remote signing would
         lend them Nessie's rights to every bucket, and send them to Nessie, which they cannot reach."""
         config = doc.get("config")
         if isinstance(config, dict):
             for key in ("s3.remote-signing-enabled", "s3.signer.uri", "s3.signer.endpoint", "s3.signer"):
                 config.pop(key, None)
-        return json.dumps(doc).encode()
+        return doc
 
     def _rewrite_config(self, doc: dict) -> bytes:
         """Keep clients on this proxy: Nessie would send them straight to itself."""

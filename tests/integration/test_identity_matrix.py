@@ -314,6 +314,40 @@ def test_catalog_non_member_gets_nothing_of_the_other_namespace(pair):
     assert (pair["sb"],) not in catalog.list_namespaces()
 
 
+def test_vended_table_credentials_reach_only_the_callers_bucket(pair, settings):
+    """A loaded table carries the caller's bucket credential and its refresh endpoint; neither opens the other
+    workspace."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    alice = pair["brokers"]["alice"]
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {alice.token}"
+    base = alice.get("catalog")["uri"].rstrip("/") + "/v1/main/namespaces"
+    config = allowed(lambda: http.get(f"{base}/{pair['sa']}/tables/secrets", timeout=30).json()["config"])
+    assert (
+        config["client.refresh-credentials-endpoint"] == f"v1/main/namespaces/{pair['sa']}/tables/secrets/credentials"
+    )
+    renewed = allowed(lambda: http.get(f"{base}/{pair['sa']}/tables/secrets/credentials", timeout=30))
+    assert renewed.status_code == 200
+    (vended,) = renewed.json()["storage-credentials"]
+    assert vended["prefix"] == f"s3://agp-ws-{pair['a']}/"
+    for cfg in (config, vended["config"]):
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint,
+            region_name=settings.s3_region,
+            aws_access_key_id=cfg["s3.access-key-id"],
+            aws_secret_access_key=cfg["s3.secret-access-key"],
+            aws_session_token=cfg["s3.session-token"],
+        )
+        assert allowed(lambda s3=s3: s3.list_objects_v2(Bucket=f"agp-ws-{pair['a']}")["KeyCount"]) > 0
+        denied(lambda s3=s3: s3.list_objects_v2(Bucket=f"agp-ws-{pair['b']}")["Contents"], ClientError)
+    r = http.get(f"{base}/{pair['sb']}/tables/secrets/credentials", timeout=30)
+    denied(lambda: r.raise_for_status() and r.json(), requests.HTTPError)
+    assert r.status_code == 404 and "agp-ws" not in r.text
+
+
 def test_the_catalog_itself_refuses_anyone_without_a_realm_token(settings):
     COUNTS["attempts"] += 1
     r = requests.get(f"{settings.catalog_uri}/v1/config", params={"warehouse": "warehouse"}, timeout=30)

@@ -68,6 +68,37 @@ def test_spark_writes_what_trino_reads_and_the_reverse(session, alice):
         session.sql("DROP TABLE IF EXISTS trino_written")
 
 
+def test_spark_holds_no_s3_key_and_renews_the_catalogs_credential_itself(session, alice, settings):
+    """Spark gets no S3 key; tables come with the caller's bucket credential and a refresh endpoint, which Iceberg's
+    own ``VendedCredentialsProvider`` (what S3FileIO renews with before expiry) calls successfully."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    conf = dict(session.sparkContext.getConf().getAll())
+    assert not any("access-key" in k or "session-token" in k or "secret" in k for k in conf), sorted(conf)
+
+    jvm = session._jvm
+    props = jvm.java.util.HashMap()
+    props.put("uri", alice.get("catalog")["uri"])
+    props.put("token", alice.token)
+    props.put("credentials.uri", "v1/main/namespaces/demo/tables/meter_readings/credentials")
+    renewed = jvm.org.apache.iceberg.aws.s3.VendedCredentialsProvider.create(props).resolveCredentials()
+    assert renewed.expirationTime().isPresent()
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=renewed.accessKeyId(),
+        aws_secret_access_key=renewed.secretAccessKey(),
+        aws_session_token=renewed.sessionToken(),
+    )
+    assert s3.list_objects_v2(Bucket="agp-ws-demo", MaxKeys=1)["KeyCount"] == 1
+    with pytest.raises(ClientError) as denied:
+        s3.list_objects_v2(Bucket="agp-warehouse", MaxKeys=1)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
 def test_another_workspace_is_out_of_reach(session, new_workspace):
     other = new_workspace()["namespace"]
     with pytest.raises(Exception) as err:

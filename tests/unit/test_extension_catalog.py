@@ -18,3 +18,24 @@ def test_ttl_cache_reuses_then_clears():
     cache.clear()
     assert cache.get(("k",), lambda: calls.append(1) or "w") == "w"
     assert len(calls) == 2
+
+
+def test_vended_table_config_and_the_credentials_path():
+    from agp.hub.service.catalog_proxy import credentials_path, vend
+
+    cred = {"access_key_id": "AK", "secret_access_key": "SK", "session_token": "ST", "expires_at": 1800000000}
+    doc = vend(
+        {"metadata": {}, "config": {"s3.endpoint": "http://minio"}}, cred, "v1/main/namespaces/d/tables/t/credentials"
+    )
+    assert doc["config"] == {
+        "s3.endpoint": "http://minio",
+        "s3.access-key-id": "AK",
+        "s3.secret-access-key": "SK",
+        "s3.session-token": "ST",
+        "s3.session-token-expires-at-ms": "1800000000000",
+        "client.refresh-credentials-endpoint": "v1/main/namespaces/d/tables/t/credentials",
+        "client.refresh-credentials-enabled": "true",
+    }
+    assert credentials_path("v1/main/namespaces/d/tables/t/credentials".split("/"))
+    assert not credentials_path("v1/main/namespaces/d/tables/t".split("/"))
+    assert not credentials_path("v1/main/namespaces/d/views/t/credentials".split("/"))
