@@ -1,8 +1,10 @@
-"""The lab's own keys: the broker's JWT signing key (Trino trusts its public half), Trino's TLS certificate, and
-the secret Trino's nodes share. Made once per lab, readable by their owner only; never in a notebook."""
+"""The lab's own keys: the broker's JWT signing key (Trino trusts its public half), Trino's TLS certificate, the
+secret Trino's nodes share, and the key Trino encrypts the handles of spooled result segments with. Made once per lab,
+readable by their owner only; never in a notebook."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import ipaddress
@@ -31,6 +33,7 @@ class KeyPaths:
     trino_keystore = property(lambda self: self.folder / "trino-tls.pem")  # key + certificate, for Trino
     trino_ca = property(lambda self: self.folder / "trino-ca.pem")  # certificate only, for clients
     internal_secret = property(lambda self: self.folder / "trino-internal-secret")
+    spooling_key = property(lambda self: self.folder / "trino-spooling-key")  # base64 of 256 random bits
 
 
 def _private(path: Path, data: bytes) -> None:
@@ -83,6 +86,9 @@ def ensure(paths: KeyPaths, host: str) -> None:
         paths.trino_ca.write_bytes(cert_pem)
     if not paths.internal_secret.exists():
         _private(paths.internal_secret, secrets.token_urlsafe(48).encode())
+    if not paths.spooling_key.exists():
+        # protocol.spooling.shared-secret-key: Trino wants exactly 256 bits, base64-encoded.
+        _private(paths.spooling_key, base64.b64encode(secrets.token_bytes(32)))
 
 
 @functools.lru_cache(maxsize=4)

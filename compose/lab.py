@@ -77,7 +77,13 @@ class Lab:
             services.minio(s, p),
             services.nessie(s, p, javas["nessie"]),
             services.keycloak(s, p, javas["keycloak"]),
-            services.trino(s, p, javas["trino"], self._read_key(KeyPaths(s.keys_dir).internal_secret)),
+            services.trino(
+                s,
+                p,
+                javas["trino"],
+                self._read_key(KeyPaths(s.keys_dir).internal_secret),
+                self._read_key(KeyPaths(s.keys_dir).spooling_key),
+            ),
             services.jupyterhub(s, p, self._crypt_key()),
         ]
 
@@ -362,7 +368,7 @@ class Lab:
                 time.sleep(0.5)
 
     def _bootstrap(self) -> None:
-        """Databases and the warehouse bucket, created once; both are what phase 2 needs."""
+        """Databases and the lab's buckets, created once; both are what phase 2 needs."""
         import psycopg
 
         wanted = re.findall(r"CREATE DATABASE (\w+);", (services.CONFIG_DIR / "postgres" / "init.sql").read_text())
@@ -371,11 +377,16 @@ class Lab:
             for db in wanted:
                 if db not in have:
                     conn.execute(f'CREATE DATABASE "{db}"')
+        self._buckets()
+        self._broker_user()
+
+    def _buckets(self) -> None:
+        """The Iceberg warehouse and the bucket where Trino spools large results (it prunes what it leaves)."""
         s3 = self.s3_client()
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        if self.settings.warehouse_bucket not in existing:
-            s3.create_bucket(Bucket=self.settings.warehouse_bucket)
-        self._broker_user()
+        for bucket in (self.settings.warehouse_bucket, self.settings.trino_spooling_bucket):
+            if bucket not in existing:
+                s3.create_bucket(Bucket=bucket)
 
     def _ensure_realm_clients(self) -> None:
         """Clients of the realm file that a realm imported by an older lab lacks (import skips existing realms)."""
@@ -433,13 +444,22 @@ class Lab:
         return clients.s3_client(self.settings)
 
     def restart(self, name: str) -> None:
-        """Stop and start one service and wait until it is healthy again (the rest keeps running)."""
-        svc = next((svc for svc in self.services() if svc.name == name), None)
-        if svc is None or not self.supervisor.running():
+        """Stop and start one service and wait until it is healthy again (the rest keeps running).
+
+        The lab's keys and config files are written again first and supervisord takes the service's new command
+        and environment, so a restart also applies a changed config (``agp lab restart trino`` after an upgrade).
+        """
+        if name not in {svc.name for svc in self.services()} or not self.supervisor.running():
             raise LabError(f"There is no running lab service {name!r}; `agp lab up` starts the lab.")
+        svcs = self.prepare()
+        self._write_configs(svcs)
+        if name == "trino":
+            # Trino spools large results to a bucket of its own, which a lab made before spooling lacks.
+            self._step(self._buckets, "Creating the lab's buckets")
         self.supervisor.stop_program(name)
+        self.supervisor.start()  # reloads supervisord's config: the stopped service takes its new command and env
         self.supervisor.start_program(name)
-        self._wait([svc], time.monotonic())
+        self._wait([svc for svc in svcs if svc.name == name], time.monotonic())
 
     def stop(self, name: str) -> None:
         """Stop one service (tests use it to take a dependency away)."""

@@ -214,7 +214,7 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
     )
 
 
-def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "") -> Service:
+def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "", spooling_key: str = "") -> Service:
     return Service(
         name="trino",
         title=f"Trino {versions.TRINO_VERSION}",
@@ -225,7 +225,12 @@ def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "") -> Se
             f"--data-dir={p.trino / 'data'}",
         ),
         cwd=p.trino,
-        env={**shared_env(s), **java_env(java), "AGP_TRINO_INTERNAL_SECRET": internal_secret},
+        env={
+            **shared_env(s),
+            **java_env(java),
+            "AGP_TRINO_INTERNAL_SECRET": internal_secret,
+            "AGP_TRINO_SPOOLING_KEY": spooling_key,
+        },
         ports={"trino": s.ports.trino, "trino_https": s.ports.trino_https},
         health=Health("trino", s.url("trino", "/v1/info")),
         phase=2,
@@ -234,6 +239,7 @@ def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "") -> Se
             "http": s.trino_url,
             "catalog": "iceberg",
             "ca_certificate": str(KeyPaths(s.keys_dir).trino_ca),
+            "spooling": f"s3://{s.trino_spooling_bucket}/",
         },
         java=java,
     )
@@ -314,6 +320,11 @@ KEYCLOAK_QUARKUS_PROPERTIES = (
 KEYCLOAK_BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true", "--metrics-enabled=false")
 
 
+# How long a spooled segment may wait for its client before Trino's pruner (every 5 minutes) deletes it; a read
+# one is deleted at once, when the client acknowledges it. Trino's default is 12 h; an hour bounds the lab's disk.
+TRINO_SPOOLING_TTL = "1h"
+
+
 def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
     """Trino's etc folder for a single-node lab; the catalog file is copied from ``compose/config``."""
     etc = p.trino / "etc"
@@ -355,6 +366,14 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
         "query.max-memory-per-node": f"{heap_mb // 2}MB",
         "task.concurrency": "2",
         "catalog.management": "static",
+        # The spooling client protocol, for clients that ask for it (the `trino` package does by default): large
+        # results become segments in the spooling bucket, which the client downloads straight from MinIO with
+        # presigned URLs handed out over the query's authenticated HTTPS. Not COORDINATOR_PROXY: the coordinator
+        # would relay every byte, and the `trino` package downloads segments with a requests session of its own,
+        # in which REQUESTS_CA_BUNDLE replaces the lab's CA. The key encrypts the segment handles clients get.
+        "protocol.spooling.enabled": "true",
+        "protocol.spooling.shared-secret-key": "${ENV:AGP_TRINO_SPOOLING_KEY}",
+        "protocol.spooling.retrieval-mode": "STORAGE",
     }
     node = {
         "node.environment": "agp_lab",
@@ -376,9 +395,34 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
             }
         ),
     }
+    files[etc / "spooling-manager.properties"] = _properties(trino_spooling_manager(s))
     for f in sorted(catalog.glob("*.properties")):
         files[etc / "catalog" / f.name] = f.read_text()
     return files
+
+
+def trino_spooling_manager(s: Settings) -> dict[str, str]:
+    """Trino's spooling manager: segments in the lab's spooling bucket on MinIO, with the root keys from the
+    environment (like the catalog), deleted when read and pruned when expired."""
+    return {
+        "spooling-manager.name": "filesystem",
+        "fs.s3.enabled": "true",
+        "fs.location": f"s3://{s.trino_spooling_bucket}/",
+        # SSE-C (Trino's default for segments) needs TLS to MinIO, which the lab does not have: MinIO refuses
+        # customer keys over plain HTTP. Segments sit in a bucket that only the root keys and presigned URLs
+        # reach, and travel like the rest of the lab's S3 traffic.
+        "fs.segment.encryption": "false",
+        "fs.segment.explicit-ack": "true",  # the client's acknowledgement deletes a segment it has read
+        "fs.segment.ttl": TRINO_SPOOLING_TTL,
+        "fs.segment.direct.ttl": TRINO_SPOOLING_TTL,  # how long a presigned URL stays valid
+        "fs.segment.pruning.enabled": "true",
+        "fs.segment.pruning.interval": "5m",
+        "s3.endpoint": "${ENV:AGP_S3_ENDPOINT}",
+        "s3.region": "${ENV:AGP_S3_REGION}",
+        "s3.path-style-access": "true",
+        "s3.aws-access-key": "${ENV:AGP_S3_ACCESS_KEY}",
+        "s3.aws-secret-key": "${ENV:AGP_S3_SECRET_KEY}",
+    }
 
 
 def _properties(values: dict[str, str]) -> str:

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     ports: Ports = Field(default_factory=Ports)
     credentials: Credentials = Field(default_factory=Credentials)
     warehouse_bucket: str = Field("agp-warehouse", description="S3 bucket of the Iceberg warehouse")
+    trino_spooling_bucket: str = Field(
+        "agp-trino-spooling",
+        description="S3 bucket where Trino spools large query results for clients (spooling protocol); Trino "
+        "deletes each segment once read and prunes unread ones after an hour",
+    )
     s3_region: str = "us-east-1"
     realm: str = Field("antigravity", description="Keycloak realm of the platform")
     trino_java_home: Path | None = Field(
@@ -107,6 +112,18 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _own_spooling_bucket(self) -> Settings:
+        # Spooled segments hold query results of every user: never in the warehouse, never where the broker's
+        # credentials reach (workspace buckets are `agp-ws-*`).
+        bucket = self.trino_spooling_bucket
+        if bucket == self.warehouse_bucket or bucket.startswith("agp-ws-"):
+            raise ValueError(
+                f"trino_spooling_bucket={bucket!r} must be a bucket of its own, neither warehouse_bucket nor a "
+                "workspace bucket (agp-ws-*); choose another name, e.g. agp-trino-spooling"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -29,6 +29,9 @@ def test_trino_config_for_a_single_node_lab():
         "query.max-memory-per-node=1024MB\n"
         "task.concurrency=2\n"
         "catalog.management=static\n"
+        "protocol.spooling.enabled=true\n"
+        "protocol.spooling.shared-secret-key=${ENV:AGP_TRINO_SPOOLING_KEY}\n"
+        "protocol.spooling.retrieval-mode=STORAGE\n"
     )
     assert files[Path("/lab/trino/etc/node.properties")] == (
         "node.environment=agp_lab\n"
@@ -44,6 +47,36 @@ def test_trino_config_for_a_single_node_lab():
     catalog = files[Path("/lab/trino/etc/catalog/iceberg.properties")]
     assert "connector.name=iceberg" in catalog
     assert "iceberg.rest-catalog.uri=${ENV:AGP_CATALOG_URI}" in catalog
+
+
+def test_trino_spools_large_results_to_its_own_bucket_and_prunes_them():
+    files = services.trino_files(SETTINGS, PATHS)
+    assert files[Path("/lab/trino/etc/spooling-manager.properties")] == (
+        "spooling-manager.name=filesystem\n"
+        "fs.s3.enabled=true\n"
+        "fs.location=s3://agp-trino-spooling/\n"
+        "fs.segment.encryption=false\n"
+        "fs.segment.explicit-ack=true\n"
+        "fs.segment.ttl=1h\n"
+        "fs.segment.direct.ttl=1h\n"
+        "fs.segment.pruning.enabled=true\n"
+        "fs.segment.pruning.interval=5m\n"
+        "s3.endpoint=${ENV:AGP_S3_ENDPOINT}\n"
+        "s3.region=${ENV:AGP_S3_REGION}\n"
+        "s3.path-style-access=true\n"
+        "s3.aws-access-key=${ENV:AGP_S3_ACCESS_KEY}\n"
+        "s3.aws-secret-key=${ENV:AGP_S3_SECRET_KEY}\n"
+    )
+    assert "agp-lab-root" not in "".join(files.values()), "S3 keys come from Trino's environment, not its files"
+
+
+def test_trino_gets_its_spooling_key_from_the_environment():
+    svc = services.trino(SETTINGS, PATHS, JDK, internal_secret="internal", spooling_key="c3Bvb2w=")
+    assert svc.env["AGP_TRINO_SPOOLING_KEY"] == "c3Bvb2w="
+    assert svc.env["AGP_TRINO_INTERNAL_SECRET"] == "internal"
+    for key in ("AGP_S3_ENDPOINT", "AGP_S3_REGION", "AGP_S3_ACCESS_KEY", "AGP_S3_SECRET_KEY"):
+        assert svc.env[key], f"spooling-manager.properties expands {key}"
+    assert svc.endpoints["spooling"] == "s3://agp-trino-spooling/"
 
 
 def test_trino_runs_on_its_own_java_with_the_shared_environment():
