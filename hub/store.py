@@ -74,10 +74,20 @@ def member_role(db: Session, caller: Caller, slug: str) -> tuple[Workspace, Role
     return ws, role
 
 
-def namespace_access(db: Session, caller: Caller) -> dict[str, bool]:
-    """The caller's Iceberg namespaces and whether it may write them (owners and editors of ready workspaces)."""
+def namespace_access(db: Session, caller: Caller, namespace: str | None = None) -> dict[str, bool]:
+    """The caller's Iceberg namespaces and whether it may write them (owners and editors of ready workspaces).
+
+    With ``namespace``, only that one is looked up (a catalog call names one; listing them all per call grows with
+    the caller's workspaces).
+    """
     out = {}
-    for ws in list_for(db, caller):
+    slug = None
+    if namespace is not None:
+        try:
+            slug = WorkspaceNames(namespace.replace("_", "-")).slug
+        except InvalidName:
+            return {}
+    for ws in list_for(db, caller, slug=slug):
         role = effective_role(ws, caller)
         if role is None or State(ws.state) not in (State.ready, State.archived):
             continue
@@ -85,8 +95,10 @@ def namespace_access(db: Session, caller: Caller) -> dict[str, bool]:
     return out
 
 
-def list_for(db: Session, caller: Caller) -> list[Workspace]:
+def list_for(db: Session, caller: Caller, slug: str | None = None) -> list[Workspace]:
     query = select(Workspace).options(selectinload(Workspace.members)).order_by(Workspace.slug)
+    if slug is not None:
+        query = query.where(Workspace.slug == slug)
     if not caller.admin:
         # Narrow in SQL to the caller's memberships and group bindings; can_view stays the one rule.
         groups = [f"/{g}" for g in caller.groups] + list(caller.groups)

@@ -23,7 +23,7 @@ from ..broker import Broker
 from ..names import InvalidName, WorkspaceNames
 from ..permissions import Caller
 from ..provision import Provisioner
-from .catalog_proxy import CatalogProxy
+from .catalog_proxy import CatalogProxy, namespace_of
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
 from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 
@@ -167,7 +167,12 @@ def create_app(
     async def iceberg(path: str, request: Request) -> Response:
         """The Iceberg REST catalog for notebooks (a hub token as bearer), authorized per namespace."""
         who = await identity.caller(request)
-        access = None if who.admin else await asyncio.to_thread(_namespaces_of, who)
+        # A call under /namespaces/{ns} is authorized on that namespace alone: look up only its workspace (listing
+        # namespaces, renames and multi-table commits need them all). Should the decoded path disagree with the
+        # raw one the proxy authorizes, the namespace is missing from ``access`` and the call is refused.
+        parts = path.split("/")
+        one = namespace_of(parts[3]) if len(parts) > 3 and parts[2] == "namespaces" else None
+        access = None if who.admin else await asyncio.to_thread(_namespaces_of, who, one)
 
         def vend_s3(namespace: str, writable: bool) -> dict | None:
             # Namespaces are workspace slugs with '-' as '_' (slugs have no '_'); the proxy authorized it already.
@@ -181,9 +186,9 @@ def create_app(
 
         return await catalog.forward(request, access, vend_s3)
 
-    def _namespaces_of(who: Caller) -> dict[str, bool]:
+    def _namespaces_of(who: Caller, namespace: str | None = None) -> dict[str, bool]:
         with make_session() as s:
-            return store.namespace_access(s, who)
+            return store.namespace_access(s, who, namespace)
 
     @api.post("/workspaces/{slug}/credentials", tags=["credentials"])
     def credentials(
