@@ -36,11 +36,8 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ip: Any) -> None:
-    from .credentials import BrokerError
-    from .sql import configure
+    """Kernel start: ``%sql``, ``%%sql``, ``%sqlcmd`` and ``%sqlplot`` are registered as stand-ins that load
+    jupysql (SQLAlchemy, the Trino dialect: about as long as the kernel's own start) at their first use."""
+    from .sql import install_lazy
 
-    try:
-        configure(ip)
-    except BrokerError as e:
-        # Outside a workspace server: say so once, keep the kernel usable.
-        log.warning("%%sql is not configured: %s", e)
+    install_lazy(ip)

@@ -17,7 +17,7 @@ import os
 import re
 from typing import Any
 
-from .credentials import BrokerClient, trino_connect
+from .credentials import BrokerClient, BrokerError, trino_connect
 from .query import TRACKER, describe_error
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,40 @@ def engine(broker: BrokerClient | None = None, tracker: Any = TRACKER) -> Any:
     return create_engine("trino://", creator=lambda: trino_connect(broker, tracker=tracker), pool_pre_ping=False)
 
 
+LAZY_MAGICS = ("sql", "sqlcmd", "sqlplot")
+DEFAULTS = {"autopandas": True, "displaycon": False, "feedback": 0}
+
+
+def install_lazy(ip: Any) -> None:
+    """Register stand-ins for jupysql's magics; the first use of any loads and configures jupysql, then runs."""
+
+    def make(name: str):
+        def stand_in(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
+            if getattr(ip.magics_manager.magics["line"].get(name), "agp_stand_in", False):
+                try:
+                    configure(ip)
+                except BrokerError as e:
+                    from IPython.core.error import UsageError
+
+                    raise UsageError(str(e)) from None
+            kind = "line" if cell is None else "cell"
+            magic = ip.magics_manager.magics[kind][name]
+            if getattr(magic, "agp_stand_in", False):  # jupysql has no such magic of this kind
+                from IPython.core.error import UsageError
+
+                raise UsageError(f"{'%' if cell is None else '%%'}{name} is not a magic jupysql offers.")
+            kwargs = {"local_ns": local_ns} if getattr(magic, "needs_local_scope", False) else {}
+            return magic(line, **kwargs) if cell is None else magic(line, cell, **kwargs)
+
+        stand_in.needs_local_scope = True  # type: ignore[attr-defined]
+        stand_in.agp_stand_in = True  # type: ignore[attr-defined]
+        stand_in.__doc__ = f"%{name} (jupysql on the workspace's Trino; loaded at first use)"
+        return stand_in
+
+    for name in LAZY_MAGICS:
+        ip.register_magic_function(make(name), magic_kind="line_cell", magic_name=name)
+
+
 def configure(ip: Any, broker: BrokerClient | None = None) -> None:
     """Load jupysql into ``ip``; the workspace's Trino schema becomes its connection at the first ``%sql``.
 
@@ -46,9 +80,12 @@ def configure(ip: Any, broker: BrokerClient | None = None) -> None:
     a round trip to Trino and, with Trino down, leave ``%sql`` without a connection for the whole session.
     """
     broker = broker or BrokerClient.from_environment()
+    chosen = dict(ip.config.get("SqlMagic", {}))  # what the user set with %config before the first %sql
     ip.extension_manager.load_extension("sql")
-    for line in ("SqlMagic.autopandas = True", "SqlMagic.displaycon = False", "SqlMagic.feedback = 0"):
-        ip.run_line_magic("config", line)
+    for key, value in DEFAULTS.items():
+        if key in chosen or (key == "autopandas" and chosen.get("autopolars")):
+            continue
+        ip.run_line_magic("config", f"SqlMagic.{key} = {value!r}")
     wrap_magic(ip, broker)
 
 

@@ -1,4 +1,5 @@
 import json
+import sys
 
 from agp.kernels import kernelspec
 
@@ -18,7 +19,7 @@ def test_install_writes_the_spec_where_jupyter_looks(tmp_path):
     assert json.loads((folder / "kernel.json").read_text())["argv"][0] == "/x/python"
 
 
-def test_the_extension_outside_a_workspace_server_keeps_the_shell_usable(monkeypatch, caplog):
+def test_the_extension_outside_a_workspace_server_keeps_the_shell_usable(monkeypatch, capsys):
     from IPython.testing.globalipapp import start_ipython
 
     from agp import kernels
@@ -27,5 +28,20 @@ def test_the_extension_outside_a_workspace_server_keeps_the_shell_usable(monkeyp
         monkeypatch.delenv(var, raising=False)
     ip = start_ipython()
     kernels.load_ipython_extension(ip)
-    assert "This is not a workspace server" in caplog.text
+    result = ip.run_cell("%sql SELECT 1")
+    assert result.error_in_exec is not None, "%sql says why it cannot run"
+    assert "This is not a workspace server" in capsys.readouterr().err
     assert ip.run_cell("1 + 1").result == 2
+
+
+def test_kernel_start_does_not_import_jupysql():
+    """The stand-ins keep the kernel's start as quick as a plain one: jupysql loads at the first %sql."""
+    import subprocess
+
+    code = (
+        "import sys; from IPython.testing.globalipapp import start_ipython; ip = start_ipython(); "
+        "from agp import kernels; kernels.load_ipython_extension(ip); "
+        "print(sorted(m for m in ('sql', 'sqlalchemy', 'trino', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
