@@ -98,7 +98,8 @@ def plain_trino(settings: Settings) -> tuple[subprocess.Popen, int, Path]:
     files = services.trino_files(settings, lab.paths)
     etc = tmp / "etc"
     for path, text in files.items():
-        if path.name in ("access-control.properties",):
+        # No rules, and no spooling: the lab's spooling manager and protocol need its bucket and secret key.
+        if path.name in ("access-control.properties", "spooling-manager.properties"):
             continue
         target = etc / path.relative_to(lab.paths.trino / "etc")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,9 @@ def plain_trino(settings: Settings) -> tuple[subprocess.Popen, int, Path]:
             text = "".join(
                 line + "\n"
                 for line in text.splitlines()
-                if not line.startswith(("http-server.https", "http-server.authentication", "internal-communication"))
+                if not line.startswith(
+                    ("http-server.https", "http-server.authentication", "internal-communication", "protocol.spooling.")
+                )
             )
             text = text.replace(f"http-server.http.port={settings.ports.trino}", f"http-server.http.port={port}")
             text = text.replace(settings.trino_url, f"http://{settings.host}:{port}")
