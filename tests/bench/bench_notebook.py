@@ -4,8 +4,13 @@
 
 1. ``%sql SELECT 1`` (jupysql in a real IPython shell) against the raw ``trino`` DBAPI cursor on the same
    server and credentials, interleaved, p50 over 50 runs each.
-2. A 1,000,000-row result into pandas: ``df = %sql ...`` against the raw cursor plus ``pandas.DataFrame``.
-3. ``agp.kernels.spark()`` cold start to the first query against a plain ``SparkSession.builder`` with the same
+2. A 1,000,000-row result into pandas: ``df = %sql ...`` (the kernel's magic) against the raw ``trino`` cursor
+   plus ``pandas.DataFrame(rows, columns=...)`` on a connection from ``trino_connect(broker)`` (no tracker), median
+   of 3 interleaved; then each side once more in a fresh process for its peak RSS growth.
+3. Kernel start: the "Python 3 (Antigravity)" kernel against the stock ``python3`` ipykernel, from start to the
+   first executed cell (jupyter_client), interleaved, median of 7 each; in the same fresh kernels, the first
+   ``%sql SELECT 1`` (which loads jupysql) against the first raw cursor ``SELECT 1``.
+4. ``agp.kernels.spark()`` cold start to the first query against a plain ``SparkSession.builder`` with the same
    jars and settings, each in a fresh process.
 
 Needs the lab running (`agp lab up`).
@@ -18,15 +23,19 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hubclient import HubSession
 
 from agp.compose.settings import Settings
+from agp.kernels import kernelspec
 from agp.kernels.credentials import BrokerClient, trino_connect
 
 BIG = (
@@ -43,6 +52,132 @@ def interleaved(fns: dict, runs: int) -> dict[str, float]:
             fn()
             samples[name].append((time.perf_counter() - t0) * 1000)
     return {name: statistics.median(xs) for name, xs in samples.items()}
+
+
+# One side of the 1,000,000-row comparison in a fresh process: seconds, and peak RSS over the RSS before the query
+# (the peak is reset just before it where Linux allows, else it is the process's whole-life ru_maxrss).
+RSS_CHILD = r"""
+import json, resource, sys, time
+import pandas as pd, psutil
+from agp.kernels.credentials import BrokerClient, trino_connect
+side, big = sys.argv[1], sys.argv[2]
+if side == "%sql":
+    from IPython.testing.globalipapp import start_ipython
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "agp.kernels")
+    ip.run_line_magic("sql", "SELECT 1")
+    run = lambda: ip.run_line_magic("sql", big)
+else:
+    conn = trino_connect(BrokerClient.from_environment())
+    def run():
+        cur = conn.cursor()
+        cur.execute(big)
+        rows = cur.fetchall()
+        return pd.DataFrame(rows, columns=[d[0] for d in cur.description])
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    cur.fetchall()
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    reset = True
+except OSError:
+    reset = False
+before = psutil.Process().memory_info().rss
+t0 = time.perf_counter()
+df = run()
+seconds = time.perf_counter() - t0
+peak = hwm() if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"seconds": seconds, "rows": len(df), "before": before, "peak": peak, "reset": reset}))
+"""
+
+RAW_FIRST = """from agp.kernels.credentials import trino_connect
+cur = trino_connect().cursor()
+cur.execute("SELECT 1")
+cur.fetchall()"""
+
+
+def run_cell(kc, code: str) -> None:
+    reply = kc.execute_interactive(code, timeout=300, output_hook=lambda msg: None)
+    content = reply["content"]
+    if content["status"] != "ok":
+        raise RuntimeError(f"{code!r} failed in the kernel: {content.get('ename')}: {content.get('evalue')}")
+
+
+def fresh_kernel(ksm: KernelSpecManager, name: str, env: dict, code: str) -> tuple[float, float]:
+    """Seconds from starting a kernel to its first executed cell, then seconds to run ``code`` in it."""
+    km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
+    t0 = time.perf_counter()
+    km.start_kernel(env=env)
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        run_cell(kc, "x = 1")
+        started = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        run_cell(kc, code)
+        first = time.perf_counter() - t1
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return started, first
+
+
+def bench_kernels(env: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="agp-bench-kernels-") as data:
+        kernelspec.install(Path(data))
+        # Only this folder, plus ipykernel's own ``python3`` (same interpreter as the Antigravity spec).
+        ksm = KernelSpecManager(kernel_dirs=[str(Path(data) / "kernels")])
+        sides = {"agp": (kernelspec.NAME, "%sql SELECT 1"), "python3": ("python3", RAW_FIRST)}
+        for name, code in sides.values():  # once each, not measured: the interpreter's files into the page cache
+            fresh_kernel(ksm, name, env, code)
+        starts: dict[str, list[float]] = {side: [] for side in sides}
+        firsts: dict[str, list[float]] = {side: [] for side in sides}
+        for _ in range(7):
+            for side, (name, code) in sides.items():
+                started, first = fresh_kernel(ksm, name, env, code)
+                starts[side].append(started)
+                firsts[side].append(first)
+    a, p = statistics.median(starts["agp"]), statistics.median(starts["python3"])
+    print(
+        f"Kernel start to the first executed cell, median of 7 interleaved: Python 3 (Antigravity) {a:.2f} s, "
+        f"stock python3 {p:.2f} s; ratio {a / p:.2f}"
+    )
+    a, p = statistics.median(firsts["agp"]), statistics.median(firsts["python3"])
+    print(
+        f"First query in a fresh kernel, median of 7 interleaved: %sql SELECT 1 (loads jupysql) {a:.2f} s, "
+        f"raw cursor SELECT 1 (imports trino) {p:.2f} s; ratio {a / p:.2f}"
+    )
+
+
+def bench_big_rss(env: dict) -> None:
+    out = {}
+    for side in ("raw cursor + DataFrame", "%sql"):
+        done = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, "%sql" if side == "%sql" else "raw", BIG],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        if done.returncode:
+            raise RuntimeError(f"{side} in a fresh process failed:\n{done.stderr[-2000:]}")
+        # jupysql prints around it (a tip, "Closing trino" at exit): the figures are the line that is JSON.
+        out[side] = json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("{")))
+    mib = 1024 * 1024
+    for side, r in out.items():
+        how = "VmHWM reset before the query" if r["reset"] else "ru_maxrss"
+        print(
+            f"  fresh process, {side}: {r['seconds']:.2f} s, {r['rows']:,} rows; peak RSS growth "
+            f"{(r['peak'] - r['before']) / mib:.0f} MiB ({r['before'] / mib:.0f} -> {r['peak'] / mib:.0f} MiB, {how})"
+        )
+    g_sql = out["%sql"]["peak"] - out["%sql"]["before"]
+    g_raw = out["raw cursor + DataFrame"]["peak"] - out["raw cursor + DataFrame"]["before"]
+    print(f"  peak RSS growth ratio %sql / raw: {g_sql / g_raw:.2f}")
 
 
 SPARK_CHILD = r"""
@@ -78,6 +213,10 @@ def main() -> int:
     token = session.new_token("alice")
     broker = BrokerClient(f"{settings.hub_url}/services/workspaces", token, "demo")
     os.environ.update(AGP_WORKSPACE_SERVICE_URL=broker.service_url, JUPYTERHUB_API_TOKEN=token, AGP_WORKSPACE="demo")
+    env = dict(os.environ)
+    print()
+    bench_kernels(env)
+
     from IPython.testing.globalipapp import start_ipython
 
     ip = start_ipython()
@@ -99,7 +238,7 @@ def main() -> int:
     interleaved(fns, 5)
     small = interleaved(fns, 50)
     print(
-        f"\nSELECT 1, p50 over 50 interleaved runs: %sql {small['%sql']:.1f} ms, raw cursor "
+        f"SELECT 1, p50 over 50 interleaved runs: %sql {small['%sql']:.1f} ms, raw cursor "
         f"{small['raw cursor']:.1f} ms; ratio {small['%sql'] / small['raw cursor']:.2f} (target <= 1.3)"
     )
 
@@ -108,6 +247,7 @@ def main() -> int:
         f"1,000,000 rows into pandas, median of 3: %sql {big['%sql'] / 1000:.2f} s, raw cursor + DataFrame "
         f"{big['raw cursor + DataFrame'] / 1000:.2f} s; ratio {big['%sql'] / big['raw cursor + DataFrame']:.2f}"
     )
+    bench_big_rss(env)
 
     results = {}
     for flavour in ("plain", "agp", "plain", "agp"):
