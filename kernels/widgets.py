@@ -98,7 +98,7 @@ def detail_html(detail: dict, max_snapshots: int = 20) -> str:
     ident = ".".join(detail["identifier"])
     rows = "".join(
         f"<tr><td>{e(c['name'])}</td><td><code>{e(c['type'])}</code></td>"
-        f"<td>{'' if c['required'] else 'null'}</td></tr>"
+        f"<td>{'required' if c['required'] else ''}</td></tr>"
         for c in detail["schema"]
     )
     parts = ", ".join(f"{e(p['transform'])}({e(p['name'])})" for p in detail["partition_spec"]) or "not partitioned"

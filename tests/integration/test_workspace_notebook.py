@@ -27,9 +27,11 @@ def server(user_api, hub_url):
 @pytest.fixture(scope="module")
 def nb(server):
     http, url = server
-    kernel = NotebookKernel.new_notebook(http, url, f"e2e-{uuid.uuid4().hex[:8]}.ipynb")
+    path = f"e2e-{uuid.uuid4().hex[:8]}.ipynb"
+    kernel = NotebookKernel.new_notebook(http, url, path)
     yield kernel
     kernel.shutdown()
+    http.delete(f"{url}/api/contents/{path}", timeout=30)
 
 
 @pytest.fixture(scope="module")
