@@ -31,10 +31,13 @@ def test_a_new_notebook_queries_trino_and_browses_the_catalog(browser, hub_url, 
         page.locator('.jp-LauncherCard[title="Python 3 (Antigravity)"]').first.click(timeout=60_000)
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell .cm-content", timeout=60_000)
         page.wait_for_selector(".jp-NotebookPanel-toolbar :text('Python 3 (Antigravity)')", timeout=60_000)
+        # Run cells only once the kernel is connected and idle (earlier, JupyterLab may drop the request).
+        page.wait_for_selector(".jp-StatusBar-Widget :text('Python 3 (Antigravity) | Idle')", timeout=120_000)
 
         run_cell(page, "%sql SELECT city, count(*) AS readings FROM meter_readings GROUP BY city ORDER BY city", 0)
-        output = page.locator(".jp-OutputArea-output").first
-        output.locator("table").wait_for(timeout=120_000)
+        # A slow first query also shows Trino's progress bar above the table.
+        output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(0).locator(".jp-OutputArea")
+        output.locator(".jp-OutputArea-output table").wait_for(timeout=120_000)
         text = output.inner_text()
         assert "Bern" in text and "Oslo" in text and "readings" in text, text
 
@@ -58,6 +61,7 @@ def test_a_new_notebook_queries_trino_and_browses_the_catalog(browser, hub_url, 
         assert sql_box.input_value() == 'SELECT * FROM "demo"."meter_readings" LIMIT 100'
         page.screenshot(path=str(tmp_path / "alice-notebook.png"), full_page=True)
     finally:
+        page.screenshot(path=str(tmp_path / "alice-notebook-last.png"), full_page=True)
         if "/lab/tree/" in page.url:  # the notebook the launcher made
             name = page.url.split("/lab/tree/", 1)[1].split("?")[0]
             alice_api.http.delete(f"{hub_url}/user/alice/demo/api/contents/{name}", timeout=30)
