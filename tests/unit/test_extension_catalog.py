@@ -39,3 +39,17 @@ def test_vended_table_config_and_the_credentials_path():
     assert credentials_path("v1/main/namespaces/d/tables/t/credentials".split("/"))
     assert not credentials_path("v1/main/namespaces/d/tables/t".split("/"))
     assert not credentials_path("v1/main/namespaces/d/views/t/credentials".split("/"))
+
+
+def test_enabling_the_extension_also_sets_lab_defaults_once(tmp_path):
+    import json
+
+    from agp.extension import enable_for
+
+    config = enable_for(tmp_path)
+    assert json.loads(config.read_text())["ServerApp"]["jpserver_extensions"] == {"agp.extension": True}
+    settings = tmp_path / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+    assert json.loads(settings.read_text()) == {"fetchNews": "false", "checkForUpdates": False}
+    settings.write_text('{"fetchNews": "true"}')
+    enable_for(tmp_path)
+    assert json.loads(settings.read_text()) == {"fetchNews": "true"}, "the user's own choice stays"
