@@ -12,9 +12,11 @@ jupysql's ``%sql`` stays what it is (``%%sql``, ``<<``, ``--save``, row limits);
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
+import threading
 from typing import Any
 
 from .credentials import BrokerClient, BrokerError, trino_connect
@@ -71,6 +73,33 @@ def install_lazy(ip: Any) -> None:
 
     for name in LAZY_MAGICS:
         ip.register_magic_function(make(name), magic_kind="line_cell", magic_name=name)
+    if getattr(ip, "kernel", None) is not None:
+        warm_up()
+
+
+WARM_UP_MODULES = ("pandas", "sqlalchemy", "trino.sqlalchemy", "sql.magic", "sql.connection")
+
+
+def warm_up(delay: float = 1.0) -> threading.Thread:
+    """Import jupysql and its stack in the background once the kernel is up, so the first ``%sql`` is quick too.
+
+    Only imports (no connection, no configuration: that stays with the first ``%sql``, in the main thread); Python's
+    import locks make a cell that imports the same modules meanwhile wait for them, not fail.
+    """
+
+    def run() -> None:
+        for module in WARM_UP_MODULES:
+            try:
+                importlib.import_module(module)
+            except Exception:  # the first %sql reports it properly
+                log.debug("warm-up import of %s failed", module, exc_info=True)
+                return
+
+    timer = threading.Timer(delay, run)
+    timer.daemon = True
+    timer.name = "agp-sql-warm-up"
+    timer.start()
+    return timer
 
 
 def configure(ip: Any, broker: BrokerClient | None = None) -> None:
@@ -81,7 +110,13 @@ def configure(ip: Any, broker: BrokerClient | None = None) -> None:
     """
     broker = broker or BrokerClient.from_environment()
     chosen = dict(ip.config.get("SqlMagic", {}))  # what the user set with %config before the first %sql
-    ip.extension_manager.load_extension("sql")
+    from IPython.utils.capture import capture_output
+
+    # jupysql greets with tips about where its settings could live; the notebook user did not ask (kept in the log).
+    with capture_output() as greeting:
+        ip.extension_manager.load_extension("sql")
+    if greeting.stdout.strip():
+        log.info("jupysql: %s", " ".join(greeting.stdout.split()))
     for key, value in DEFAULTS.items():
         if key in chosen or (key == "autopandas" and chosen.get("autopolars")):
             continue
