@@ -71,12 +71,15 @@ def proxy_base(service_prefix: str, port: int) -> str:
     return f"{service_prefix.rstrip('/')}/proxy/{port}"
 
 
-def ui_conf(port: int, service_prefix: str | None) -> dict[str, str]:
+def ui_conf(port: int, service_prefix: str | None, public_url: str | None = None) -> dict[str, str]:
     """The UI's port and, in a hub server (``service_prefix`` is its ``JUPYTERHUB_SERVICE_PREFIX``), the base
-    path its links get so that they work through the server's proxy (pure)."""
+    path its links get so that they work through the server's proxy, and the public address (the hub's,
+    ``AGP_PUBLIC_URL``) its redirects point to (pure)."""
     conf = {"spark.ui.port": str(port)}
     if service_prefix:
         conf["spark.ui.proxyBase"] = proxy_base(service_prefix, port)
+        if public_url:
+            conf["spark.ui.proxyRedirectUri"] = public_url.rstrip("/")
     return conf
 
 
@@ -133,7 +136,7 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf = {
             **builder_conf(broker, jars(), master, console_progress=shell is None),
-            **ui_conf(free_port(), service_prefix),
+            **ui_conf(free_port(), service_prefix, os.environ.get("AGP_PUBLIC_URL")),
         }
         builder = SparkSession.builder
         for key, value in conf.items():

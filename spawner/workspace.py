@@ -43,6 +43,7 @@ def data_plane_env(settings: Settings) -> dict[str, str]:
         "AGP_CATALOG_WAREHOUSE": "warehouse",
         "AGP_SPARK_MASTER": "local[2]",
         "AGP_WORKSPACE_SERVICE_URL": settings.hub_url + "/services/workspaces",
+        "AGP_PUBLIC_URL": settings.hub_url,  # where users' browsers reach the hub (Spark UI redirects)
     }
 
 

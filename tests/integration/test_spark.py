@@ -27,11 +27,12 @@ def alice(user_api, hub_url) -> BrokerClient:
 
 
 @pytest.fixture(scope="module")
-def session(alice):
+def session(alice, hub_url):
     from agp.kernels import spark
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JUPYTERHUB_SERVICE_PREFIX", PREFIX)  # as in alice's demo server
+        env.setenv("AGP_PUBLIC_URL", hub_url)
         s = spark(alice)
     yield s
     from agp.kernels.spark_session import _stop
@@ -141,6 +142,8 @@ def test_the_ui_answers_through_the_workspace_servers_proxy(session, demo_server
     assert "Spark Jobs" in page.text and "agp-demo" in page.text
     assert f"{base}/static/webui.css" in page.text
     assert http.get(f"{url}/static/webui.css", timeout=60).status_code == 200, "the UI's links resolve"
+    home = http.get(f"{url}/", timeout=60)  # the UI redirects / to its jobs page, through the proxy too
+    assert home.status_code == 200 and home.url.rstrip("/") == f"{url}/jobs", home.url
     anonymous = requests.get(f"{url}/jobs/", allow_redirects=False, timeout=60)
     assert anonymous.status_code in (302, 401, 403), "the proxy is behind the server's login"
 
