@@ -149,6 +149,7 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
             _stop_registered = True
         if shell is not None:
             _monitor = _notebook_extras(shell, _session.sparkContext, service_prefix)
+            _invalidate_after_spark_jobs(shell)
         return _session
 
 
@@ -187,6 +188,43 @@ def _notebook_extras(shell: Any, sc: Any, service_prefix: str | None) -> spark_p
     except Exception:
         log.warning("could not start the Spark progress bar", exc_info=True)
         return None
+
+
+_hooked_shells: set[int] = set()
+
+
+def _invalidate_after_spark_jobs(shell: Any) -> None:
+    """After a cell in which Spark ran jobs, tell the server to drop its cached catalog answers (Spark may have
+    committed to a table; a read costs one fresh listing, which is cheap against a stale one). Never raises."""
+    if id(shell) in _hooked_shells:
+        return
+    _hooked_shells.add(id(shell))
+    seen: dict[str, int | None] = {"jobs": None}
+
+    def jobs() -> int | None:
+        session = _session
+        if session is None or session.sparkContext._jsc is None:
+            return None
+        # Job ids only grow; the newest one changes when a cell ran any job.
+        return max(session.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1)
+
+    def before(*_: Any) -> None:
+        try:
+            seen["jobs"] = jobs()
+        except Exception:
+            seen["jobs"] = None
+
+    def after(*_: Any) -> None:
+        try:
+            if seen["jobs"] is not None and jobs() != seen["jobs"]:
+                from .sql import invalidate_server_catalog
+
+                invalidate_server_catalog()
+        except Exception:
+            log.debug("could not refresh the server's catalog cache after Spark jobs", exc_info=True)
+
+    shell.events.register("pre_run_cell", before)
+    shell.events.register("post_run_cell", after)
 
 
 def _stop() -> None:

@@ -93,7 +93,7 @@ def test_the_catalog_browser_after_a_click_on_a_table(nb, table):
     assert state.text.strip() == f"('table', 'demo', '{table}') SELECT * FROM \"demo\".\"{table}\" LIMIT 100 False"
 
 
-def test_spark_writes_what_sql_reads_and_reads_what_sql_wrote(nb, table):
+def test_spark_writes_what_sql_reads_and_reads_what_sql_wrote(nb, table, server):
     reply = nb.execute(
         "from agp.kernels import spark\n"
         "session = spark()\n"
@@ -106,3 +106,14 @@ def test_spark_writes_what_sql_reads_and_reads_what_sql_wrote(nb, table):
     reply = nb.execute(f"n = %sql SELECT count(*) AS n FROM {table} WHERE city = 'Spark'\nprint(int(n.n[0]))")
     assert not reply.errors, reply.errors
     assert reply.text.strip() == "1"
+
+    http, url = server
+    tables = f"{url}/agp/catalog/namespaces/demo/tables"
+    made = f"{table}_by_spark"
+    assert made not in http.get(tables, timeout=60).json()["items"]  # cached by the server now
+    try:
+        reply = nb.execute(f"session.sql('CREATE TABLE {made} AS SELECT * FROM {table}').collect()")
+        assert not reply.errors, reply.errors
+        assert made in http.get(tables, timeout=60).json()["items"], "Spark's commit cleared the server's cache"
+    finally:
+        nb.execute(f"session.sql('DROP TABLE IF EXISTS {made}').collect()")
