@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.utils import url_path_join
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from tornado import web
-from traitlets import Dict, Unicode, default
+from tornado.httpclient import AsyncHTTPClient
+from traitlets import Dict, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from agp.extension import enable_for as enable_extension
@@ -52,6 +55,14 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
     """Runs JupyterLab for (user, workspace) as a local process; for one machine (the lab), not for production."""
 
     home_root = Unicode(config=True, help="Folder that holds one home folder per user.")
+    ready_poll_interval = Float(
+        0.05,
+        config=True,
+        help="""Seconds between checks, in start(), that the new server answers (as JupyterHub checks: any
+        non-5xx answer at ``<base_url>api``). JupyterHub's own check after start() backs off up to 5 s at random,
+        so a server that is up after 2.5 s was often noticed 0.5 to 4 s late. start() gives up after
+        ``http_timeout`` seconds with JupyterHub's own timeout message. 0 leaves all the waiting to JupyterHub.""",
+    )
     workspace_environment: dict[str, str] = {}
 
     @default("home_dir")
@@ -75,7 +86,30 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
         default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
         if default not in self.args:
             self.args = [*self.args, default]
-        return await super().start()
+        ip, port = await super().start()
+        if self.ready_poll_interval > 0 and not self.internal_ssl:
+            host = f"[{ip}]" if ":" in ip else ip
+            await self._wait_answering(f"http://{host}:{port}" + url_path_join(self.server.base_url, "api"))
+        return ip, port
+
+    async def _wait_answering(self, url: str) -> None:
+        """Return once ``url`` answers below 500 or the process has exited (JupyterHub's check then reports it)."""
+        client, deadline = AsyncHTTPClient(force_instance=True), time.monotonic() + self.http_timeout
+        try:
+            while self.proc is not None and self.proc.poll() is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.log.warning("server %s never answered at %s in %s s", self._log_name, url, self.http_timeout)
+                    raise TimeoutError(f"Server at {url} didn't respond in {self.http_timeout} seconds")
+                try:
+                    r = await client.fetch(url, raise_error=False, follow_redirects=False, request_timeout=remaining)
+                    if r.code < 500:
+                        return
+                except Exception as e:  # not listening yet, or a failed request: try again, as JupyterHub does
+                    self.log.debug("server %s not answering yet at %s: %s", self._log_name, url, e)
+                await asyncio.sleep(self.ready_poll_interval)
+        finally:
+            client.close()
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
