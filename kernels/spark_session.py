@@ -108,17 +108,45 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _alive(session: Any) -> bool:
+    """Whether ``session`` still runs: a classic session has a live JVM context; a Spark Connect one is not
+    stopped."""
+    if session is None:
+        return False
+    if is_connect(session):
+        return not session.is_stopped
+    return session.sparkContext._jsc is not None
+
+
+def is_connect(session: Any) -> bool:
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_conf(broker: BrokerClient) -> dict[str, str]:
+    """Session settings for a Spark Connect server (pure but for the broker): the workspace's catalog as this user.
+
+    Only session-level settings travel with a Connect session; Iceberg's jars and SQL extensions belong to the
+    server's own configuration.
+    """
+    return {
+        "spark.sql.catalog.iceberg.token": broker.token,
+        "spark.sql.catalog.iceberg.default-namespace": broker.get("catalog")["namespace"],
+        **spark_conf(broker),
+    }
+
+
 def spark_ui_url() -> str | None:
     """The Spark UI of the session made by :func:`spark`: a path on the Jupyter server (``/user/<name>/<server>/
-    proxy/<port>/jobs/``) in a hub server, Spark's own URL elsewhere; ``None`` before a session exists."""
-    return _ui_url if _session is not None and _session.sparkContext._jsc is not None else None
+    proxy/<port>/jobs/``) in a hub server, Spark's own URL elsewhere; ``None`` before a session exists (and for
+    Spark Connect, whose UI is the server's)."""
+    return _ui_url if _alive(_session) else None
 
 
 def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
     """The workspace's SparkSession, made on the first call and returned as it is after."""
     global _session, _ui_url, _monitor, _stop_registered
     with _lock:
-        if _session is not None and _session.sparkContext._jsc is not None:
+        if _alive(_session):
             return _session
         from pyspark.sql import SparkSession
 
@@ -127,6 +155,17 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
             _monitor = None
         broker = broker or BrokerClient.from_environment()
         master = master or os.environ.get("AGP_SPARK_MASTER", "local[2]")
+        if master.startswith("sc://"):
+            # Spark Connect: the cluster is the server's; this kernel brings the user's catalog settings.
+            builder = SparkSession.builder.remote(master)
+            for key, value in connect_conf(broker).items():
+                builder = builder.config(key, value)
+            _session = builder.getOrCreate()
+            _session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
+            if not _stop_registered:
+                atexit.register(_stop)
+                _stop_registered = True
+            return _session
         service_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or None
         shell = spark_progress.kernel_shell()
         # Python functions (UDFs, RDD maps) run in workers of this interpreter, not whatever python3 PATH finds.
@@ -203,7 +242,7 @@ def _invalidate_after_spark_jobs(shell: Any) -> None:
 
     def jobs() -> int | None:
         session = _session
-        if session is None or session.sparkContext._jsc is None:
+        if not _alive(session) or is_connect(session):
             return None
         # Job ids only grow; the newest one changes when a cell ran any job.
         return max(session.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1)
