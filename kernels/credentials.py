@@ -171,25 +171,18 @@ def s3_client(broker: BrokerClient | None = None):
 
 
 def catalog_properties(broker: BrokerClient | None = None) -> dict[str, str]:
-    """pyiceberg properties for the workspace: the REST catalog, and S3 with the current temporary credential."""
+    """pyiceberg properties for the workspace's REST catalog (through the workspace service, as this server).
+
+    No S3 key: the catalog's own config supplies the S3 endpoint, and every table it loads or creates comes with the
+    caller's bucket-scoped credential (fresh at each load), so a catalog object never holds an expiring key.
+    """
     broker = _broker(broker)
-    cat, s3 = broker.get("catalog"), broker.get("s3")
-    return {
-        "type": "rest",
-        "uri": cat["uri"],
-        "token": broker.token,
-        "warehouse": cat["warehouse"],
-        "s3.endpoint": s3["endpoint"],
-        "s3.region": s3["region"],
-        "s3.access-key-id": s3["access_key_id"],
-        "s3.secret-access-key": s3["secret_access_key"],
-        "s3.session-token": s3["session_token"],
-        "s3.path-style-access": "true",
-    }
+    cat = broker.get("catalog")
+    return {"type": "rest", "uri": cat["uri"], "token": broker.token, "warehouse": cat["warehouse"]}
 
 
 def load_catalog(broker: BrokerClient | None = None):
-    """A pyiceberg catalog for the workspace. Its S3 credential lives 15 minutes: load it again after that."""
+    """A pyiceberg catalog for the workspace; tables loaded from it carry their own short-lived S3 credential."""
     from pyiceberg.catalog import load_catalog as _load
 
     return _load("workspace", **catalog_properties(broker))
