@@ -100,7 +100,10 @@ class FrameConnection:
         import pandas as pd
 
         names, data = self._take()
-        return pd.DataFrame(dict(zip(_unique(names), data, strict=True)), columns=_unique(names))
+        # Built by position, then named: repeated column names stay as they are, as in pandas.DataFrame(rows, ...).
+        frame = pd.DataFrame(dict(enumerate(data)))
+        frame.columns = names if len(frame.columns) == len(names) else frame.columns
+        return frame
 
     def pl(self) -> Any:
         import polars as pl
@@ -117,7 +120,7 @@ def _same(query: Any, statement: str) -> bool:
 
 
 def _unique(names: list[str]) -> list[str]:
-    """Column names as pandas keeps them apart (``x``, ``x_1``, ...)."""
+    """Column names made distinct (``x``, ``x_1``, ...), as polars requires."""
     seen: dict[str, int] = {}
     out = []
     for name in names:

@@ -112,6 +112,10 @@ def configure(ip: Any, broker: BrokerClient | None = None) -> None:
     chosen = dict(ip.config.get("SqlMagic", {}))  # what the user set with %config before the first %sql
     from IPython.utils.capture import capture_output
 
+    # jupysql parses statements with sqlglot only to find table names; its warnings about Trino syntax it does not
+    # know ("SHOW TABLES … Falling back to parsing as a 'Command'") would land in the cell as stderr.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
     # jupysql greets with tips about where its settings could live; the notebook user did not ask (kept in the log).
     with capture_output() as greeting:
         ip.extension_manager.load_extension("sql")

@@ -228,3 +228,24 @@ print('saved', int(n.n[0]))
     assert not errors, errors
     out, errors = run(kernel, "print(type(rows).__name__, len(rows))")
     assert out.strip() == "DataFrame 5", out
+
+
+def test_every_kind_of_statement_still_gives_what_jupysql_gives(kernel):
+    code = """
+shapes = []
+for q in ["SHOW TABLES", "DESCRIBE meter_readings", "SELECT * FROM meter_readings WHERE 1 = 0",
+          "SELECT a, a AS a FROM (VALUES 1, 2, 3) AS v(a)",
+          "SELECT ARRAY[1, 2] AS arr, MAP(ARRAY['k'], ARRAY[1]) AS m, ROW(1, 'x') AS r"]:
+    df = get_ipython().run_line_magic("sql", q)
+    shapes.append((df.shape, list(df.columns)))
+print(shapes)
+print(df.iloc[0].tolist())
+"""
+    out, errors = run(kernel, code)
+    assert not errors, errors
+    lines = out.strip().splitlines()
+    assert lines[0] == (
+        "[((1, 1), ['Table']), ((4, 4), ['Column', 'Type', 'Extra', 'Comment']), "
+        "((0, 4), ['meter_id', 'city', 'reading_kwh', 'day']), ((3, 2), ['a', 'a']), ((1, 3), ['arr', 'm', 'r'])]"
+    ), lines
+    assert lines[1] == "[[1, 2], {'k': 1}, (1, 'x')]"
