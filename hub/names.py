@@ -62,6 +62,12 @@ class WorkspaceNames:
     def __post_init__(self) -> None:
         validate_slug(self.slug)
 
+    @classmethod
+    def from_namespace(cls, namespace: str) -> WorkspaceNames:
+        """The workspace whose Iceberg namespace is ``namespace`` (slugs have no '_'; raises :class:`InvalidName`
+        for a namespace no workspace can have)."""
+        return cls(namespace.replace("_", "-"))
+
     @property
     def bucket(self) -> str:
         return BUCKET_PREFIX + self.slug

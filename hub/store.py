@@ -84,7 +84,7 @@ def namespace_access(db: Session, caller: Caller, namespace: str | None = None) 
     slug = None
     if namespace is not None:
         try:
-            slug = WorkspaceNames(namespace.replace("_", "-")).slug
+            slug = WorkspaceNames.from_namespace(namespace).slug
         except InvalidName:
             return {}
     for ws in list_for(db, caller, slug=slug):

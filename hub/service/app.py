@@ -175,9 +175,9 @@ def create_app(
         access = None if who.admin else await asyncio.to_thread(_namespaces_of, who, one)
 
         def vend_s3(namespace: str, writable: bool) -> dict | None:
-            # Namespaces are workspace slugs with '-' as '_' (slugs have no '_'); the proxy authorized it already.
+            # The proxy authorized the namespace already.
             try:
-                names = WorkspaceNames(namespace.replace("_", "-"))
+                names = WorkspaceNames.from_namespace(namespace)
             except InvalidName:
                 return None  # not a workspace's namespace (admins only): no bucket to vend for
             cred = broker.s3(who.name, names, writable)

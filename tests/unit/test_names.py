@@ -59,3 +59,14 @@ def test_derived_names():
 def test_derived_names_refuse_an_invalid_slug():
     with pytest.raises(InvalidName):
         WorkspaceNames("Grid Ops")
+
+
+def test_a_namespace_leads_back_to_its_workspace():
+    import pytest
+
+    from agp.hub.names import InvalidName, WorkspaceNames
+
+    assert WorkspaceNames.from_namespace("energy_2026").slug == "energy-2026"
+    assert WorkspaceNames.from_namespace(WorkspaceNames("a-b-c").namespace) == WorkspaceNames("a-b-c")
+    with pytest.raises(InvalidName):
+        WorkspaceNames.from_namespace("demo.sub")
