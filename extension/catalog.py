@@ -32,6 +32,23 @@ class TTLCache:
             self._data.clear()
 
 
+class CatalogReader:
+    """What the catalog handlers and the notebook's browser read from a pyiceberg catalog: names (every page of
+    them, sorted) and a table's detail."""
+
+    def __init__(self, catalog: Any):
+        self.catalog = catalog
+
+    def namespaces(self) -> list[str]:
+        return sorted(".".join(ns) for ns in self.catalog.list_namespaces())
+
+    def tables(self, namespace: str) -> list[str]:
+        return sorted(ident[-1] for ident in self.catalog.list_tables(namespace))
+
+    def table(self, namespace: str, table: str) -> dict:
+        return table_detail(self.catalog.load_table(f"{namespace}.{table}"))
+
+
 def page(items: list[str], search: str = "", offset: int = 0, limit: int = 100) -> dict:
     """One page of ``items`` (sorted, filtered by a case-insensitive substring), with the total for paging."""
     matched = sorted(i for i in items if search.lower() in i.lower())

@@ -77,7 +77,7 @@ class TableHandler(_Base):
         detail = await self.run(
             self.ext.cache.get,
             ("table", namespace, table),
-            lambda: cat.table_detail(self.ext.catalog().load_table(f"{namespace}.{table}")),
+            lambda: self.ext.reader().table(namespace, table),
         )
         self.finish(json.dumps(detail))
 
@@ -121,20 +121,20 @@ class Backend:
         self.environ = dict(os.environ)
         self.cache = cat.TTLCache(ttl)
         self._broker: BrokerClient | None = None
-        self._catalog = None
+        self._reader: cat.CatalogReader | None = None
 
     def broker(self) -> BrokerClient:
         if self._broker is None:
             self._broker = BrokerClient.from_environment(self.environ)
         return self._broker
 
-    def catalog(self):
-        if self._catalog is None:
-            self._catalog = load_catalog(self.broker())
-        return self._catalog
+    def reader(self) -> cat.CatalogReader:
+        if self._reader is None:
+            self._reader = cat.CatalogReader(load_catalog(self.broker()))
+        return self._reader
 
     def namespaces(self) -> list[str]:
-        return [".".join(ns) for ns in self.catalog().list_namespaces()]
+        return self.reader().namespaces()
 
     def tables(self, namespace: str) -> list[str]:
-        return [ident[-1] for ident in self.catalog().list_tables(namespace)]
+        return self.reader().tables(namespace)

@@ -56,12 +56,10 @@ def builder_conf(
         "spark.app.name": f"agp-{broker.workspace}",
         "spark.jars": ",".join(str(p) for p in jar_paths),
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-        "spark.sql.catalog.iceberg.token": broker.token,
-        "spark.sql.catalog.iceberg.default-namespace": broker.get("catalog")["namespace"],
         "spark.ui.showConsoleProgress": "true" if console_progress else "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.driver.memory": "1g",
-        **spark_conf(broker),
+        **connect_conf(broker),
     }
 
 
@@ -123,10 +121,9 @@ def is_connect(session: Any) -> bool:
 
 
 def connect_conf(broker: BrokerClient) -> dict[str, str]:
-    """Session settings for a Spark Connect server (pure but for the broker): the workspace's catalog as this user.
-
-    Only session-level settings travel with a Connect session; Iceberg's jars and SQL extensions belong to the
-    server's own configuration.
+    """The session-level settings of the workspace's catalog as this user (pure but for the broker): all a Spark
+    Connect session carries, and part of a classic one (:func:`builder_conf`). For Connect, Iceberg's jars and SQL
+    extensions belong to the server's own configuration.
     """
     return {
         "spark.sql.catalog.iceberg.token": broker.token,

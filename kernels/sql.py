@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import re
 import threading
 from typing import Any
@@ -183,19 +182,7 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
 
 def invalidate_server_catalog(environ: dict[str, str] | None = None) -> bool:
     """Tell this kernel's workspace server to drop its cached catalog answers; False where there is none."""
-    import requests
+    from .server import ServerCatalog
 
-    env = os.environ if environ is None else environ
-    url, token = env.get("JUPYTERHUB_SERVICE_URL"), env.get("JUPYTERHUB_API_TOKEN")
-    if not url or not token:
-        return False
-    try:
-        r = requests.post(
-            f"{url.rstrip('/')}/agp/catalog/invalidate", headers={"Authorization": f"token {token}"}, timeout=5
-        )
-    except requests.RequestException as e:
-        log.warning("could not reach the workspace server to refresh its catalog cache: %s", e)
-        return False
-    if r.status_code != 204:
-        log.warning("the workspace server refused to refresh its catalog cache: HTTP %s", r.status_code)
-    return r.status_code == 204
+    server = ServerCatalog.from_environment(environ)
+    return server is not None and server.invalidate()

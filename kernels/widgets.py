@@ -13,73 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 from typing import Any
 
 import ipywidgets as w
 
 from .credentials import BrokerClient
-
-PAGE = 1000
-
-
-class ServerCatalog:
-    """The workspace server's catalog API, as this kernel's server token (every page of every listing)."""
-
-    def __init__(self, base_url: str, token: str):
-        import requests
-
-        self.base = base_url.rstrip("/") + "/agp/catalog"
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"token {token}"
-
-    @classmethod
-    def from_environment(cls) -> ServerCatalog | None:
-        url, token = os.environ.get("JUPYTERHUB_SERVICE_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
-        return cls(url, token) if url and token else None
-
-    def _get(self, path: str, **params: Any) -> Any:
-        r = self.http.get(f"{self.base}{path}", params=params, timeout=60)
-        if r.status_code != 200:
-            raise RuntimeError(f"The workspace server could not list {path}: HTTP {r.status_code} {r.reason}")
-        return r.json()
-
-    def _all(self, path: str) -> list[str]:
-        items: list[str] = []
-        while True:
-            page = self._get(path, offset=len(items), limit=PAGE)
-            items += page["items"]
-            if not page["items"] or len(items) >= page["total"]:
-                return items
-
-    def namespaces(self) -> list[str]:
-        return self._all("/namespaces")
-
-    def tables(self, namespace: str) -> list[str]:
-        return self._all(f"/namespaces/{namespace}/tables")
-
-    def table(self, namespace: str, table: str) -> dict:
-        return self._get(f"/namespaces/{namespace}/tables/{table}")
+from .server import ServerCatalog
 
 
-class DirectCatalog:
+def direct_catalog(broker: BrokerClient | None = None) -> Any:
     """The workspace's catalog through the broker (outside a workspace server, e.g. a test or a script)."""
+    from agp.extension.catalog import CatalogReader
 
-    def __init__(self, broker: BrokerClient | None = None):
-        from .credentials import load_catalog
+    from .credentials import load_catalog
 
-        self.catalog = load_catalog(broker)
-
-    def namespaces(self) -> list[str]:
-        return sorted(".".join(ns) for ns in self.catalog.list_namespaces())
-
-    def tables(self, namespace: str) -> list[str]:
-        return sorted(ident[-1] for ident in self.catalog.list_tables(namespace))
-
-    def table(self, namespace: str, table: str) -> dict:
-        from agp.extension.catalog import table_detail
-
-        return table_detail(self.catalog.load_table(f"{namespace}.{table}"))
+    return CatalogReader(load_catalog(broker))
 
 
 def select_statement(namespace: str, table: str, column: str | None = None, limit: int = 100) -> str:
@@ -122,7 +70,7 @@ class CatalogBrowser(w.VBox):
     """A tree of namespaces, tables and columns with a search box and a table-detail pane."""
 
     def __init__(self, source: Any = None, limit: int = 100, **kwargs: Any):
-        self.source = source or ServerCatalog.from_environment() or DirectCatalog()
+        self.source = source or ServerCatalog.from_environment() or direct_catalog()
         self.limit = limit
         self.search = w.Text(placeholder="Search tables", continuous_update=False, layout=w.Layout(width="100%"))
         self.tree = w.Select(options=[], rows=16, layout=w.Layout(width="100%"))
