@@ -5,12 +5,59 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 import websocket
 
 WIDGET = "application/vnd.jupyter.widget-view+json"  # progress bars and browsers: not text
+
+
+def gather(msg: dict, text: list[str], errors: list[dict]) -> None:
+    """Add what an IOPub message shows as text to ``text`` and its error to ``errors`` (widgets are not text)."""
+    kind, content = msg["header"]["msg_type"], msg["content"]
+    if kind == "stream":
+        text.append(content["text"])
+    elif kind == "error":
+        errors.append(content)
+    elif kind in ("execute_result", "display_data") and WIDGET not in content["data"]:
+        text.append(content["data"].get("text/plain", ""))
+
+
+@contextmanager
+def workspace_kernel(folder: Path, hub_url: str, token: str, **env: str) -> Iterator:
+    """A real "Python 3 (Antigravity)" kernel, started here with the environment a demo workspace server of the
+    token's user gives it (plus ``env``); yields its client."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    from agp.kernels import kernelspec
+
+    kernelspec.install(folder)
+    km = KernelManager(
+        kernel_name=kernelspec.NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")])
+    )
+    km.start_kernel(
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(folder),
+            "AGP_WORKSPACE_SERVICE_URL": f"{hub_url}/services/workspaces",
+            "JUPYTERHUB_API_TOKEN": token,
+            "AGP_WORKSPACE": "demo",
+            **env,
+        }
+    )
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 @dataclass
@@ -108,15 +155,9 @@ class NotebookKernel:
                 msg = json.loads(ws.recv())
                 if msg.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
                     continue
-                kind, content = msg["msg_type"], msg["content"]
                 messages.append(msg)
-                if kind == "stream":
-                    text.append(content["text"])
-                elif kind == "error":
-                    errors.append(content)
-                elif kind in ("execute_result", "display_data") and WIDGET not in content["data"]:
-                    text.append(content["data"].get("text/plain", ""))
-                elif kind == "status" and content["execution_state"] == "idle":
+                gather(msg, text, errors)
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                     return Reply("".join(text), errors, messages)
         finally:
             ws.close()

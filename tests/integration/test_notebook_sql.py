@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-
-from agp.kernels import kernelspec
+from kernelclient import gather, workspace_kernel
 
 pytestmark = pytest.mark.integration
-
-WIDGET = "application/vnd.jupyter.widget-view+json"  # progress bars and browsers: not text
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, user_api, hub_url):
     """A real "Python 3 (Antigravity)" kernel with the environment a demo workspace server of alice has."""
-    data = tmp_path_factory.mktemp("jupyter-data")
-    kernelspec.install(data)
     token = user_api("alice").http.headers["Authorization"].split()[1]
-    km = KernelManager(
-        kernel_name=kernelspec.NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(data / "kernels")])
-    )
-    km.start_kernel(
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(data),
-            "AGP_WORKSPACE_SERVICE_URL": f"{hub_url}/services/workspaces",
-            "JUPYTERHUB_API_TOKEN": token,
-            "AGP_WORKSPACE": "demo",
-        }
-    )
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
+    with workspace_kernel(tmp_path_factory.mktemp("jupyter-data"), hub_url, token) as kc:
+        yield kc
 
 
 def run(kc, code: str, messages: list | None = None, timeout: float = 120) -> tuple[str, list[dict]]:
@@ -44,15 +21,9 @@ def run(kc, code: str, messages: list | None = None, timeout: float = 120) -> tu
     text, errors = [], []
 
     def hook(msg):
-        kind, content = msg["header"]["msg_type"], msg["content"]
         if messages is not None:
             messages.append(msg)
-        if kind == "stream":
-            text.append(content["text"])
-        elif kind == "error":
-            errors.append(content)
-        elif kind in ("execute_result", "display_data") and WIDGET not in content["data"]:
-            text.append(content["data"].get("text/plain", ""))
+        gather(msg, text, errors)
 
     kc.execute_interactive(code, output_hook=hook, timeout=timeout)
     return "".join(text), errors

@@ -9,10 +9,8 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from kernelclient import workspace_kernel
 
-from agp.kernels import kernelspec
 from agp.kernels.credentials import BrokerClient
 
 pytestmark = pytest.mark.integration
@@ -151,29 +149,11 @@ def test_the_ui_answers_through_the_workspace_servers_proxy(session, demo_server
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, user_api, hub_url, settings):
     """A real "Python 3 (Antigravity)" kernel with the environment of alice's demo server."""
-    data = tmp_path_factory.mktemp("jupyter-data")
-    kernelspec.install(data)
     token = user_api("alice").http.headers["Authorization"].split()[1]
-    km = KernelManager(
-        kernel_name=kernelspec.NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(data / "kernels")])
-    )
-    km.start_kernel(
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(data),
-            "AGP_CACHE_DIR": str(settings.cache_dir),
-            "AGP_WORKSPACE_SERVICE_URL": f"{hub_url}/services/workspaces",
-            "JUPYTERHUB_API_TOKEN": token,
-            "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
-            "AGP_WORKSPACE": "demo",
-        }
-    )
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
+    folder = tmp_path_factory.mktemp("jupyter-data")
+    env = {"AGP_CACHE_DIR": str(settings.cache_dir), "JUPYTERHUB_SERVICE_PREFIX": PREFIX}
+    with workspace_kernel(folder, hub_url, token, **env) as kc:
+        yield kc
 
 
 def messages_of(kc, msg_id: str, until, limit: float = 300) -> list[dict]:
