@@ -7,6 +7,7 @@ minute before they expire, and fetched again after. No long-lived secret is stor
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -114,6 +115,7 @@ def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwa
     )
 
 
+@functools.cache  # one class per tracker, not one per connection
 def _tracked_connection(tracker: Any) -> type:
     import trino
 
