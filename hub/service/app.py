@@ -23,7 +23,9 @@ from ..broker import Broker
 from ..names import InvalidName, WorkspaceNames
 from ..permissions import Caller
 from ..provision import Provisioner
-from .catalog_proxy import CatalogProxy, namespace_of
+from .catalog_proxy import CatalogProxy, Principal
+from .catalog_routes import error_body
+from .engines import EngineIdentity
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
 from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 
@@ -159,20 +161,28 @@ def create_app(
         return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
 
     broker = Broker(settings)
-    catalog = CatalogProxy(settings, settings.catalog_proxy_uri)
+    mount = prefix + "/iceberg"
+    catalog = CatalogProxy(settings, settings.catalog_proxy_uri, mount)
+    engines = EngineIdentity(settings)
 
-    @app.api_route(
-        prefix + "/iceberg/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE"], include_in_schema=False
-    )
+    @app.api_route(mount + "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE"], include_in_schema=False)
     async def iceberg(path: str, request: Request) -> Response:
-        """The Iceberg REST catalog for notebooks (a hub token as bearer), authorized per namespace."""
-        who = await identity.caller(request)
-        # A call under /namespaces/{ns} is authorized on that namespace alone: look up only its workspace (listing
-        # namespaces, renames and multi-table commits need them all). Should the decoded path disagree with the
-        # raw one the proxy authorizes, the namespace is missing from ``access`` and the call is refused.
-        parts = path.split("/")
-        one = namespace_of(parts[3]) if len(parts) > 3 and parts[2] == "namespaces" else None
-        access = None if who.admin else await asyncio.to_thread(_namespaces_of, who, one)
+        """The Iceberg REST catalog for notebooks (a hub token as bearer) and Trino (the platform's Keycloak
+        client), authorized per namespace; see catalog_routes for what is forwarded."""
+        try:
+            engine = await engines.engine(request)
+            who = None if engine else await identity.caller(request)
+        except HTTPException as e:
+            return JSONResponse(error_body(e.status_code, str(e.detail)), status_code=e.status_code)
+
+        async def principal_for(namespace: str | None) -> Principal:
+            if engine is not None:
+                return Principal(engine, None, engine=True)
+            # A call under /namespaces/{ns} looks up the caller's access to that namespace alone.
+            access = None if who.admin else await asyncio.to_thread(_namespaces_of, who, namespace)
+            return Principal(who.name, access)
+
+        actor = Caller(engine) if engine else who
 
         def vend_s3(namespace: str, writable: bool) -> dict | None:
             # The proxy authorized the namespace already.
@@ -180,11 +190,20 @@ def create_app(
                 names = WorkspaceNames.from_namespace(namespace)
             except InvalidName:
                 return None  # not a workspace's namespace (admins only): no bucket to vend for
-            cred = broker.s3(who.name, names, writable)
-            log.info("catalog: S3 credential for %s on %s (%s)", who.name, names.bucket, "rw" if writable else "ro")
+            cred = broker.s3(actor.name, names, writable)
+            log.info("catalog: S3 credential for %s on %s (%s)", actor.name, names.bucket, "rw" if writable else "ro")
             return cred
 
-        return await catalog.forward(request, access, vend_s3)
+        def audit(action: str, namespace: str, outcome: str, detail: dict) -> None:
+            try:
+                target = WorkspaceNames.from_namespace(namespace).slug
+            except InvalidName:
+                target = namespace[:255]
+            with make_session() as s:
+                store.audit(s, actor, action, target, outcome, namespace=namespace, **detail)
+                s.commit()
+
+        return await catalog.forward(request, principal_for, vend_s3, audit)
 
     def _namespaces_of(who: Caller, namespace: str | None = None) -> dict[str, bool]:
         with make_session() as s:

@@ -11,59 +11,32 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from urllib.parse import quote, unquote
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 
 from agp.compose.settings import Settings
 
+from ..names import InvalidName, WorkspaceNames
+from . import catalog_routes as routes
+
 log = logging.getLogger(__name__)
 
-READ_METHODS = {"GET", "HEAD"}
-HOP_HEADERS = {"host", "authorization", "cookie", "content-length", "connection", "accept-encoding", "x-xsrftoken"}
+FORWARDED_HEADERS = {"content-type", "accept", "x-iceberg-access-delegation", "user-agent", "if-none-match"}
 
 
-def namespace_of(segment: str) -> str:
-    """A namespace path segment (levels joined by 0x1F) as the dotted name the membership table knows."""
-    return ".".join(unquote(segment).split("\x1f"))
+@dataclass(frozen=True)
+class Principal:
+    """Who calls the catalog: a hub user with the namespaces it reaches (``access``: namespace → may write;
+    ``None`` for platform admins), or Trino (``engine``), which enforces its own per-user rules and alone may
+    say whom a view runs as."""
 
-
-def authorize(method: str, parts: list[str], body: bytes, access: dict[str, bool] | None) -> None:
-    """Raise unless the call is allowed. ``access`` maps namespaces to writability; ``None`` means admin."""
-    if parts[:2] == ["v1", "config"]:
-        return
-    if len(parts) < 3 or parts[0] != "v1":
-        raise HTTPException(403, "This catalog call is not offered to notebooks.")
-    rest = parts[2:]
-    if rest == ["namespaces"]:
-        if method not in READ_METHODS and access is not None:
-            raise HTTPException(403, "Namespaces are made by workspace provisioning, not from a notebook.")
-        return
-    if rest[0] == "namespaces" and len(rest) >= 2:
-        _check(namespace_of(rest[1]), method not in READ_METHODS and rest[-1] != "metrics", access)
-        if len(rest) == 2 and method == "DELETE" and access is not None:
-            raise HTTPException(403, "Namespaces are dropped by archiving a workspace, not from a notebook.")
-        return
-    if rest in (["tables", "rename"], ["views", "rename"]):
-        doc = json.loads(body or b"{}")
-        for key in ("source", "destination"):
-            _check(".".join(doc.get(key, {}).get("namespace", [])), True, access)
-        return
-    if rest == ["transactions", "commit"]:
-        doc = json.loads(body or b"{}")
-        for change in doc.get("table-changes", []):
-            _check(".".join(change.get("identifier", {}).get("namespace", [])), True, access)
-        return
-    raise HTTPException(403, "This catalog call is not offered to notebooks.")
-
-
-def credentials_path(parts: list[str]) -> bool:
-    """``v1/{prefix}/namespaces/{ns}/tables/{table}/credentials``: the table's storage credential (Iceberg REST)."""
-    return (
-        len(parts) == 7 and parts[0] == "v1" and parts[2] == "namespaces" and parts[4:7:2] == ["tables", "credentials"]
-    )
+    name: str
+    access: dict[str, bool] | None
+    engine: bool = False
 
 
 def s3_config(cred: dict) -> dict[str, str]:
@@ -89,18 +62,29 @@ def vend(doc: dict, cred: dict, refresh_path: str) -> dict:
     return doc
 
 
+def _json(body: bytes) -> dict:
+    try:
+        doc = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise routes.Refused(400, "The request body is not JSON.") from None
+    if not isinstance(doc, dict):
+        raise routes.Refused(400, "The request body must be a JSON object.")
+    return doc
+
+
 def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
     if access is None:
         return
     if namespace not in access:
-        raise HTTPException(404, f"There is no namespace {namespace!r} in your workspaces.")
+        raise routes.Refused(404, f"There is no namespace {namespace!r} in your workspaces.")
     if write and not access[namespace]:
-        raise HTTPException(403, f"Your role in the workspace of {namespace!r} reads but does not write.")
+        raise routes.Refused(403, f"Your role in the workspace of {namespace!r} reads but does not write.")
 
 
 class CatalogProxy:
-    def __init__(self, settings: Settings, public_uri: str):
+    def __init__(self, settings: Settings, public_uri: str, mount: str):
         self.settings = settings
+        self.mount = mount.rstrip("/")
         self.upstream = settings.catalog_uri.rstrip("/")
         self.public_uri = public_uri.rstrip("/")
         self._token: tuple[str, float] | None = None
@@ -126,63 +110,157 @@ class CatalogProxy:
     async def forward(
         self,
         request: Request,
-        access: dict[str, bool] | None,
+        principal_for: Callable[[str | None], Awaitable[Principal]],
         vend_s3: Callable[[str, bool], dict | None] | None = None,
+        audit: Callable[[str, str, str, dict], None] | None = None,
     ) -> Response:
-        """Authorize the call, forward it to Nessie as the platform, and adapt the answer for the caller.
+        """Parse, authorize and check the call, forward exactly what was checked to Nessie as the platform, and
+        adapt the answer for the caller. Refusals are Iceberg REST error objects.
 
-        ``vend_s3(namespace, writable)`` returns the caller's S3 credential for a namespace's bucket; with it,
-        table answers carry that credential and its refresh endpoint is answered here.
+        ``principal_for(namespace)`` says who calls, looking up its access to the one namespace the path names
+        (all of them where it names none). ``vend_s3(namespace, writable)`` returns an S3 credential for a
+        namespace's bucket; with it, table answers carry that credential and its refresh endpoint is answered
+        here. ``audit(action, namespace, outcome, detail)`` records every write and every refusal.
         """
-        raw = request.scope.get("raw_path", request.url.path.encode()).decode()
-        tail = raw.split("/iceberg/", 1)[1] if "/iceberg/" in raw else ""
-        parts = tail.split("/")
-        body = await request.body()
+        method = request.method
+        raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        call: routes.Call | None = None
+        who = Principal("unknown", {})
         try:
-            authorize(request.method, parts, body, access)
-        except json.JSONDecodeError as e:
-            raise HTTPException(400, "The request body is not JSON.") from e
-        namespace = namespace_of(parts[3]) if len(parts) > 3 and parts[2] == "namespaces" else None
-        writable = True if access is None else bool(namespace and access.get(namespace))
-        if credentials_path(parts) and request.method == "GET" and vend_s3 is not None and namespace:
+            if not raw.startswith(self.mount + "/"):
+                raise routes.Refused(400, "The catalog path is not under this catalog's address.")
+            call = routes.parse(method, raw[len(self.mount) + 1 :], request.query_params.multi_items())
+            who = await principal_for(call.namespace)
+            body = await request.body()
+            doc = _json(body) if call.route.body else None
+            await self._authorize(call, who, doc)
+            return await self._forward(request, call, who, body, vend_s3, audit)
+        except routes.Refused as e:
+            log.warning("catalog: refused %s %s for %s: %s", method, raw[:300], who.name, e, extra={"status": e.status})
+            if audit is not None and (call is None or call.route.writes or e.status == 403):
+                action = "catalog." + (call.route.action if call else "unknown")
+                detail = {"method": method, "path": raw[:300], "status": e.status, "reason": str(e)}
+                await asyncio.to_thread(audit, action, call.namespace if call else "", "refused", detail)
+            return JSONResponse(routes.error_body(e.status, str(e), e.type), status_code=e.status)
+
+    async def _authorize(self, call: routes.Call, who: Principal, doc: dict | None) -> None:
+        route, kind = call.route, call.route.body
+        if kind == "provisioning" and (who.engine or who.access is not None):
+            verb = "made" if route.method == "POST" else "dropped"
+            raise routes.Refused(403, f"Namespaces are {verb} by workspace provisioning, not from a notebook or SQL.")
+        if call.namespace is not None:
+            _check(call.namespace, route.writes and kind != "metrics", who.access)
+        if doc is None:
+            return
+        namespace = call.namespace or ""
+        if kind == "create" or kind == "create-view":
+            what = "table" if kind == "create" else "view"
+            routes.check_name(doc.get("name"), what)
+            if doc.get("location") is not None:
+                routes.check_location(doc["location"], self.bucket_prefix(namespace), f"{what} location")
+            routes.check_properties(doc.get("properties"), self.bucket_prefix(namespace), who.engine)
+        elif kind == "register":
+            routes.check_name(doc.get("name"), "table")
+            routes.check_location(doc.get("metadata-location"), self.bucket_prefix(namespace), "metadata file")
+        elif kind == "commit" or kind == "commit-view":
+            if "identifier" in doc and doc["identifier"] is not None:
+                ident = doc["identifier"]
+                if routes.identifier_namespace(ident) != namespace or ident.get("name") != call.name:
+                    raise routes.Refused(400, "The commit's identifier names another table than its path.")
+            routes.check_updates(doc.get("updates"), self.bucket_prefix(namespace), who.engine)
+            if kind == "commit-view" and not who.engine and routes.view_version_changes(doc.get("updates")):
+                owner = await self._view_owner(call)
+                if owner is not None and owner != who.name:
+                    raise routes.Refused(
+                        403,
+                        f"View {call.name!r} runs as {owner!r}; only its owner can change its query (through SQL).",
+                    )
+        elif kind == "namespace-properties":
+            routes.check_properties(doc.get("updates") or {}, self.bucket_prefix(namespace), who.engine)
+            routes.check_removals(doc.get("removals") or [])
+        elif kind == "rename":
+            source, dest = (routes.identifier_namespace(doc.get(k)) for k in ("source", "destination"))
+            _check(source, True, who.access)
+            _check(dest, True, who.access)
+            if source != dest:
+                raise routes.Refused(
+                    403, "Tables and views stay in their workspace: copy them (CREATE TABLE ... AS) to move them."
+                )
+        elif kind == "transaction":
+            changes = doc.get("table-changes")
+            if not isinstance(changes, list) or not changes:
+                raise routes.Refused(400, "A transaction needs a list of table-changes.")
+            for change in changes:
+                ns = routes.identifier_namespace((change or {}).get("identifier"))
+                _check(ns, True, who.access)
+                routes.check_updates(change.get("updates"), self.bucket_prefix(ns), who.engine)
+
+    def bucket_prefix(self, namespace: str) -> str:
+        """Where a namespace's files may live: its workspace's bucket (the warehouse for admins' other ones)."""
+        try:
+            return f"s3://{WorkspaceNames.from_namespace(namespace).bucket}/"
+        except InvalidName:
+            return f"s3://{self.settings.warehouse_bucket}/"
+
+    async def _view_owner(self, call: routes.Call) -> str | None:
+        load = routes.Call(routes.route("GET", "view.load"), dict(call.values))
+        r = await self._upstream("GET", load.upstream_path(), b"", {})
+        if r.status_code != 200:
+            return None
+        props = (r.json().get("metadata") or {}).get("properties") or {}
+        return props.get(routes.RUN_AS_OWNER)
+
+    async def _upstream(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        headers = {**headers, "authorization": f"Bearer {await self._service_token()}"}
+        url = f"{self.upstream}/{path}"
+        try:
+            return await self.http.request(method, url, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            log.error("catalog %s %s failed: %s", method, url, e)
+            raise routes.Refused(503, "The Iceberg catalog does not answer; try again in a moment.") from e
+
+    async def _forward(
+        self,
+        request: Request,
+        call: routes.Call,
+        who: Principal,
+        body: bytes,
+        vend_s3: Callable[[str, bool], dict | None] | None,
+        audit: Callable[[str, str, str, dict], None] | None,
+    ) -> Response:
+        action, namespace = call.route.action, call.namespace
+        writable = True if who.access is None else bool(namespace and who.access.get(namespace))
+        if action == "table.credentials" and vend_s3 is not None and namespace:
             cred = await asyncio.to_thread(vend_s3, namespace, writable)
             if cred is None:
-                raise HTTPException(404, f"Namespace {namespace!r} has no workspace bucket to vend credentials for.")
+                raise routes.Refused(404, f"Namespace {namespace!r} has no workspace bucket to vend credentials for.")
             answer = {"storage-credentials": [{"prefix": f"s3://{cred['bucket']}/", "config": s3_config(cred)}]}
-            return Response(json.dumps(answer).encode(), media_type="application/json")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        headers["authorization"] = f"Bearer {await self._service_token()}"
-        url = f"{self.upstream}/{tail}"
-        if request.url.query:
-            url += f"?{request.url.query}"
-        try:
-            upstream = await self.http.request(request.method, url, content=body, headers=headers)
-        except httpx.HTTPError as e:
-            log.error("catalog %s %s failed: %s", request.method, url, e)
-            raise HTTPException(503, "The Iceberg catalog does not answer; try again in a moment.") from e
+            return JSONResponse(answer)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
+        upstream = await self._upstream(request.method, call.upstream_path(), body, headers)
+        if call.route.writes and audit is not None:
+            outcome = "ok" if upstream.status_code < 400 else "failed"
+            detail = {"name": call.name, "status": upstream.status_code}
+            await asyncio.to_thread(audit, "catalog." + action, namespace or "", outcome, detail)
         content = upstream.content
-        is_json = upstream.headers.get("content-type", "").startswith("application/json")
-        if parts[:2] == ["v1", "config"] and upstream.status_code == 200:
+        ok_json = upstream.status_code == 200 and upstream.headers.get("content-type", "").startswith(
+            "application/json"
+        )
+        if action == "config" and ok_json:
             content = self._rewrite_config(upstream.json())
-        elif len(parts) >= 5 and parts[4] == "tables" and upstream.status_code == 200 and is_json:
+        elif action in ("table.load", "table.create", "table.register") and ok_json:
             doc = self._strip_signing(upstream.json())
-            if vend_s3 is not None and namespace and "metadata" in doc:
-                # Loading names the table in the path; creating names it in the body.
-                table = parts[5] if len(parts) > 5 else quote(str(json.loads(body or b"{}").get("name", "")), safe="")
-                if table:
-                    cred = await asyncio.to_thread(vend_s3, namespace, writable)
-                    doc = (
-                        doc if cred is None else vend(doc, cred, "/".join([*parts[:4], "tables", table, "credentials"]))
-                    )
+            # Loading names the table in the path; creating and registering name it in the body.
+            table = call.name or str(_json(body).get("name", ""))
+            if vend_s3 is not None and namespace and "metadata" in doc and table:
+                cred = await asyncio.to_thread(vend_s3, namespace, writable)
+                if cred is not None:
+                    refresh = routes.Call(routes.route("GET", "table.credentials"), {**call.values, "table": table})
+                    doc = vend(doc, cred, refresh.upstream_path())
             content = json.dumps(doc).encode()
-        elif (
-            parts[2:] == ["namespaces"]
-            and request.method == "GET"
-            and upstream.status_code == 200
-            and access is not None
-        ):
+        elif action == "namespace.list" and ok_json and who.access is not None:
             doc = upstream.json()
-            doc["namespaces"] = [ns for ns in doc.get("namespaces", []) if ".".join(ns) in access]
+            doc["namespaces"] = [ns for ns in doc.get("namespaces", []) if ".".join(ns) in who.access]
             content = json.dumps(doc).encode()
         kept = {k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "etag"}}
         return Response(content, status_code=upstream.status_code, headers=kept)

@@ -1,3 +1,5 @@
+import pytest
+
 from agp.extension.catalog import TTLCache, page
 
 
@@ -21,7 +23,8 @@ def test_ttl_cache_reuses_then_clears():
 
 
 def test_vended_table_config_and_the_credentials_path():
-    from agp.hub.service.catalog_proxy import credentials_path, vend
+    from agp.hub.service.catalog_proxy import vend
+    from agp.hub.service.catalog_routes import Refused, parse
 
     cred = {"access_key_id": "AK", "secret_access_key": "SK", "session_token": "ST", "expires_at": 1800000000}
     doc = vend(
@@ -36,9 +39,10 @@ def test_vended_table_config_and_the_credentials_path():
         "client.refresh-credentials-endpoint": "v1/main/namespaces/d/tables/t/credentials",
         "client.refresh-credentials-enabled": "true",
     }
-    assert credentials_path("v1/main/namespaces/d/tables/t/credentials".split("/"))
-    assert not credentials_path("v1/main/namespaces/d/tables/t".split("/"))
-    assert not credentials_path("v1/main/namespaces/d/views/t/credentials".split("/"))
+    assert parse("GET", "v1/main/namespaces/d/tables/t/credentials").route.action == "table.credentials"
+    assert parse("GET", "v1/main/namespaces/d/tables/t").route.action == "table.load"
+    with pytest.raises(Refused):
+        parse("GET", "v1/main/namespaces/d/views/t/credentials")
 
 
 def test_enabling_the_extension_also_sets_lab_defaults_once(tmp_path):
