@@ -92,6 +92,7 @@ def shared_env(s: Settings) -> dict[str, str]:
         "AGP_S3_ACCESS_KEY": c.s3_access_key,
         "AGP_S3_SECRET_KEY": c.s3_secret_key,
         "AGP_CATALOG_URI": s.catalog_uri,
+        "AGP_TRINO_CATALOG_URI": s.trino_catalog_uri,
         "AGP_WAREHOUSE_BUCKET": s.warehouse_bucket,
         "AGP_POSTGRES_USER": c.postgres_user,
         "AGP_POSTGRES_PASSWORD": c.postgres_password,

@@ -199,6 +199,12 @@ class Settings(BaseSettings):
         return f"{self.keycloak_issuer}/protocol/openid-connect/token"
 
     @property
+    def trino_catalog_uri(self) -> str:
+        """The catalog as Trino reaches it: the workspace service's proxy, directly, so that every table comes with
+        a credential for its own workspace's bucket (vended) and Trino holds no S3 key of its own."""
+        return f"http://{self.host}:{self.ports.workspaces}/services/workspaces/iceberg"
+
+    @property
     def catalog_proxy_uri(self) -> str:
         """The Iceberg REST catalog as notebooks reach it: through the workspace service, which authorizes."""
         return f"{self.hub_url}/services/workspaces/iceberg"

@@ -1,7 +1,7 @@
 """Trino's file-based access rules, generated from the membership table (pure functions).
 
-Members reach their workspace's schema, owners and editors may write, viewers only read; platform admins and the
-platform's own service users reach everything; everyone else gets nothing. The ``system`` catalog is closed to
+Members reach their workspace's schema, owners and editors may write (tables, not the schema itself), viewers
+only read; platform admins and the platform's own service users reach everything; everyone else gets nothing. The ``system`` catalog is closed to
 all but admins, no one may impersonate anyone (so ``SET SESSION AUTHORIZATION`` fails), and a rules file always
 exists, because no file at all would mean allow-all.
 """
@@ -46,7 +46,9 @@ def build_rules(grants: Iterable[Grant], admins: Iterable[str], services: Iterab
         schema = "^" + re.escape(g.schema) + "$"
         readers = g.readers - g.writers
         if g.writers:
-            schemas.append({"user": _users(g.writers), "schema": schema, "owner": True})
+            # Writers create and drop tables (table OWNERSHIP) but do not own the schema: schemas are made and
+            # dropped by provisioning only, so no editor can DROP or rename a workspace's schema.
+            schemas.append({"user": _users(g.writers), "schema": schema, "owner": False})
             tables.append({"user": _users(g.writers), "catalog": "iceberg", "schema": schema, "privileges": WRITE})
         if readers:
             schemas.append({"user": _users(readers), "schema": schema, "owner": False})

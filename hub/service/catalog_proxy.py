@@ -87,6 +87,7 @@ class CatalogProxy:
         self.mount = mount.rstrip("/")
         self.upstream = settings.catalog_uri.rstrip("/")
         self.public_uri = public_uri.rstrip("/")
+        self.engine_uri = settings.trino_catalog_uri.rstrip("/")
         self._token: tuple[str, float] | None = None
         self.http = httpx.AsyncClient(timeout=60)
 
@@ -140,7 +141,7 @@ class CatalogProxy:
             if audit is not None and (call is None or call.route.writes or e.status == 403):
                 action = "catalog." + (call.route.action if call else "unknown")
                 detail = {"method": method, "path": raw[:300], "status": e.status, "reason": str(e)}
-                await asyncio.to_thread(audit, action, call.namespace if call else "", "refused", detail)
+                await asyncio.to_thread(audit, action, (call.namespace if call else None) or "", "refused", detail)
             return JSONResponse(routes.error_body(e.status, str(e), e.type), status_code=e.status)
 
     async def _authorize(self, call: routes.Call, who: Principal, doc: dict | None) -> None:
@@ -238,20 +239,22 @@ class CatalogProxy:
             return JSONResponse(answer)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         upstream = await self._upstream(request.method, call.upstream_path(), body, headers)
+        # Loading names the table in the path; creating and registering name it in the body.
+        name = call.name or (str(_json(body).get("name", "")) if call.route.body in ("create", "register") else None)
         if call.route.writes and audit is not None:
             outcome = "ok" if upstream.status_code < 400 else "failed"
-            detail = {"name": call.name, "status": upstream.status_code}
+            detail = {"name": name, "status": upstream.status_code}
             await asyncio.to_thread(audit, "catalog." + action, namespace or "", outcome, detail)
         content = upstream.content
         ok_json = upstream.status_code == 200 and upstream.headers.get("content-type", "").startswith(
             "application/json"
         )
         if action == "config" and ok_json:
-            content = self._rewrite_config(upstream.json())
+            # Trino stays on the address it came in on (the service's own port); notebooks on the hub's.
+            content = self._rewrite_config(upstream.json(), self.engine_uri if who.engine else self.public_uri)
         elif action in ("table.load", "table.create", "table.register") and ok_json:
             doc = self._strip_signing(upstream.json())
-            # Loading names the table in the path; creating and registering name it in the body.
-            table = call.name or str(_json(body).get("name", ""))
+            table = name
             if vend_s3 is not None and namespace and "metadata" in doc and table:
                 cred = await asyncio.to_thread(vend_s3, namespace, writable)
                 if cred is not None:
@@ -275,12 +278,13 @@ class CatalogProxy:
                 config.pop(key, None)
         return doc
 
-    def _rewrite_config(self, doc: dict) -> bytes:
+    @staticmethod
+    def _rewrite_config(doc: dict, uri: str) -> bytes:
         """Keep clients on this proxy: Nessie would send them straight to itself."""
         for section in ("defaults", "overrides"):
             values = doc.get(section) or {}
             if "uri" in values:
-                values["uri"] = self.public_uri + "/"
+                values["uri"] = uri + "/"
             for key in [k for k in values if k.startswith("nessie.")]:
                 del values[key]
         return json.dumps(doc).encode()

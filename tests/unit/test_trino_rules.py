@@ -19,9 +19,9 @@ def test_rules_against_literal_expectations():
         ],
         "schemas": [
             {"user": "^(admin|agp\\-service)$", "schema": ".*", "owner": True},
-            {"user": "^(alice)$", "schema": "^finance$", "owner": True},
+            {"user": "^(alice)$", "schema": "^finance$", "owner": False},
             {"user": "^(carol)$", "schema": "^finance$", "owner": False},
-            {"user": "^(bob|dave\\.k)$", "schema": "^grid_ops$", "owner": True},
+            {"user": "^(bob|dave\\.k)$", "schema": "^grid_ops$", "owner": False},
             {"schema": ".*", "owner": False},
         ],
         "tables": [
