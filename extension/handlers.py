@@ -30,10 +30,21 @@ class _Base(APIHandler):
         self.finish(json.dumps(cat.page(names, search, offset, limit)))
 
     async def run(self, fn, *args):
+        """Run ``fn`` off the event loop; what the catalog or Trino refuses keeps its meaning (404, 403), not 500."""
+        from pyiceberg.exceptions import ForbiddenError, NoSuchNamespaceError, NoSuchTableError
+        from trino.exceptions import TrinoUserError
+
         try:
             return await asyncio.to_thread(fn, *args)
         except BrokerError as e:
             raise web.HTTPError(503, reason=str(e)[:200]) from e
+        except (NoSuchNamespaceError, NoSuchTableError) as e:
+            raise web.HTTPError(404, reason="There is no such namespace or table in your workspaces.") from e
+        except ForbiddenError as e:
+            raise web.HTTPError(403, reason=_first_line(e)) from e
+        except TrinoUserError as e:
+            status = 403 if e.error_name == "PERMISSION_DENIED" else 404 if e.error_name.endswith("_NOT_FOUND") else 400
+            raise web.HTTPError(status, reason=_first_line(e.message)) from e
 
 
 class WorkspaceHandler(_Base):
@@ -96,9 +107,16 @@ class InvalidateHandler(_Base):
 class PreviewHandler(_Base):
     @web.authenticated
     async def get(self, namespace: str, table: str):
-        limit = int(self.get_argument("limit", 20))
+        try:
+            limit = int(self.get_argument("limit", "20"))
+        except ValueError as e:
+            raise web.HTTPError(400, reason="limit is a whole number") from e
         rows = await self.run(lambda: cat.preview(trino_connect(self.ext.broker()), namespace, table, limit))
         self.finish(json.dumps(rows))
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else "Refused."
 
 
 def handlers(base_url: str) -> list[tuple[str, type]]:

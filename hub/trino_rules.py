@@ -1,9 +1,9 @@
 """Trino's file-based access rules, generated from the membership table (pure functions).
 
 Members reach their workspace's schema, owners and editors may write (tables, not the schema itself), viewers
-only read; platform admins and the platform's own service users reach everything; everyone else gets nothing. The ``system`` catalog is closed to
-all but admins, no one may impersonate anyone (so ``SET SESSION AUTHORIZATION`` fails), and a rules file always
-exists, because no file at all would mean allow-all.
+only read; platform admins and the platform's own service users reach everything; everyone else gets nothing.
+The ``system`` catalog is closed to all but admins, no one may impersonate anyone (so ``SET SESSION
+AUTHORIZATION`` fails), and a rules file always exists, because no file at all would mean allow-all.
 """
 
 from __future__ import annotations

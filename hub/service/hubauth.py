@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from fastapi import HTTPException, Request
@@ -101,12 +101,24 @@ class HubIdentity:
         return await self.auth.token_for_code(code, sync=False)
 
 
+def _own_hosts(request: Request) -> set[str]:
+    """The host (and port) the browser addressed: ``Host``, or what the hub's proxy forwarded as the original."""
+    hosts = {request.headers.get("host", "").lower()}
+    hosts.update(h.strip().lower() for h in request.headers.get("x-forwarded-host", "").split(",") if h.strip())
+    return hosts - {""}
+
+
 def check_xsrf(request: Request) -> None:
-    """Cookie-authenticated changes must carry the ``_xsrf`` cookie's value in a header and come from our origin."""
+    """Cookie-authenticated changes must carry the ``_xsrf`` cookie's value in a header and come from our origin
+    (``Sec-Fetch-Site`` where the browser sends it, ``Origin`` where it sends that)."""
     if request.headers.get("sec-fetch-mode") == "no-cors":
         raise HTTPException(403, "Refused: a no-cors request cannot change workspaces.")
     site = request.headers.get("sec-fetch-site")
     if site and site not in {"same-origin", "none"}:
+        raise HTTPException(403, "Refused: the request came from another site.")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() not in _own_hosts(request):
+        log.warning("refused a cookie-authenticated %s from origin %r", request.method, origin)
         raise HTTPException(403, "Refused: the request came from another site.")
     cookie = request.cookies.get(XSRF_COOKIE, "")
     sent = request.headers.get("x-xsrftoken", "")

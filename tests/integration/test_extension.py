@@ -47,9 +47,19 @@ def test_preview_runs_through_trino_as_the_user(server):
 
 
 def test_another_workspace_is_not_in_the_catalog(server, new_workspace):
+    """A namespace of another workspace answers exactly as one that does not exist: 404, in every handler."""
     other = new_workspace()["namespace"]
-    r = server(f"/catalog/namespaces/{other}/tables")
-    assert r.status_code in (403, 404, 500) and other not in r.text.replace(f"namespaces/{other}", "")
+    for path in (
+        f"/catalog/namespaces/{other}/tables",
+        f"/catalog/namespaces/{other}/tables/anything",
+        "/catalog/namespaces/no_such_ns/tables",
+        "/catalog/namespaces/demo/tables/no_such_table",
+    ):
+        r = server(path)
+        assert r.status_code == 404, f"{path}: HTTP {r.status_code}"
+        assert other not in r.text.replace(f"namespaces/{other}", "")
+    r = server(f"/catalog/namespaces/{other}/tables/anything/preview")
+    assert r.status_code in (403, 404) and other not in r.text.replace(f"namespaces/{other}", "")
 
 
 def test_handlers_require_login(hub_url):
