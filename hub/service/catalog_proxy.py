@@ -8,6 +8,7 @@ Nessie with the platform's own Keycloak client credentials; Nessie refuses every
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -134,7 +135,7 @@ class CatalogProxy:
             who = await principal_for(call.namespace)
             body = await request.body()
             doc = _json(body) if call.route.body else None
-            await self._authorize(call, who, doc)
+            await self._authorize(call, who, doc, vend_s3)
             return await self._forward(request, call, who, body, vend_s3, audit)
         except routes.Refused as e:
             log.warning("catalog: refused %s %s for %s: %s", method, raw[:300], who.name, e, extra={"status": e.status})
@@ -144,7 +145,13 @@ class CatalogProxy:
                 await asyncio.to_thread(audit, action, (call.namespace if call else None) or "", "refused", detail)
             return JSONResponse(routes.error_body(e.status, str(e), e.type), status_code=e.status)
 
-    async def _authorize(self, call: routes.Call, who: Principal, doc: dict | None) -> None:
+    async def _authorize(
+        self,
+        call: routes.Call,
+        who: Principal,
+        doc: dict | None,
+        vend_s3: Callable[[str, bool], dict | None] | None = None,
+    ) -> None:
         route, kind = call.route, call.route.body
         if kind == "provisioning" and (who.engine or who.access is not None):
             verb = "made" if route.method == "POST" else "dropped"
@@ -162,7 +169,13 @@ class CatalogProxy:
             routes.check_properties(doc.get("properties"), self.bucket_prefix(namespace), who.engine)
         elif kind == "register":
             routes.check_name(doc.get("name"), "table")
-            routes.check_location(doc.get("metadata-location"), self.bucket_prefix(namespace), "metadata file")
+            prefix = self.bucket_prefix(namespace)
+            routes.check_location(doc.get("metadata-location"), prefix, "metadata file")
+            # The file is the caller's to write: what it says must stay in the bucket too, or the catalog would
+            # later write the table's new metadata files wherever it points.
+            metadata = await asyncio.to_thread(self._read_metadata, doc["metadata-location"], namespace, vend_s3)
+            routes.check_location(metadata.get("location"), prefix, "registered table's location")
+            routes.check_properties(metadata.get("properties"), prefix, who.engine)
         elif kind == "commit" or kind == "commit-view":
             if "identifier" in doc and doc["identifier"] is not None:
                 ident = doc["identifier"]
@@ -195,6 +208,33 @@ class CatalogProxy:
                 ns = routes.identifier_namespace((change or {}).get("identifier"))
                 _check(ns, True, who.access)
                 routes.check_updates(change.get("updates"), self.bucket_prefix(ns), who.engine)
+
+    def _read_metadata(self, location: str, namespace: str, vend_s3: Callable[[str, bool], dict | None] | None) -> dict:
+        """A table metadata file, read with a read-only credential for the namespace's bucket alone."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cred = vend_s3(namespace, False) if vend_s3 is not None else None
+        if cred is None:
+            raise routes.Refused(403, "Tables are registered in a workspace's own namespace only.")
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.settings.s3_endpoint,
+            region_name=self.settings.s3_region,
+            aws_access_key_id=cred["access_key_id"],
+            aws_secret_access_key=cred["secret_access_key"],
+            aws_session_token=cred["session_token"],
+        )
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(16 * 1024 * 1024)
+            doc = json.loads(gzip.decompress(body) if key.endswith(".gz.metadata.json") else body)
+        except (BotoCoreError, ClientError, ValueError, OSError) as e:
+            log.warning("catalog: metadata file %s unreadable for registering: %s", location, e)
+            raise routes.Refused(400, f"The metadata file {location!r} cannot be read as table metadata.") from e
+        if not isinstance(doc, dict):
+            raise routes.Refused(400, f"The metadata file {location!r} is not table metadata.")
+        return doc
 
     def bucket_prefix(self, namespace: str) -> str:
         """Where a namespace's files may live: its workspace's bucket (the warehouse for admins' other ones)."""

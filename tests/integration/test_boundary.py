@@ -292,6 +292,36 @@ def test_catalog_bodies_that_point_into_another_bucket_are_refused(ab, settings,
     assert {t[1] for t in catalog.list_tables(a)} == {"secrets"}
 
 
+def test_a_registered_metadata_file_must_keep_the_table_in_the_bucket(ab, settings, hub_url):
+    """alice may write any file into A's bucket: one that names B's bucket as the table's location is refused, as
+    the catalog would write the table's next metadata files there; A's own metadata registers."""
+    from agp.kernels.credentials import s3_client
+
+    base = _bases(settings, hub_url)["on the service's own port"]
+    s3 = s3_client(ab["alice"])
+    own = clients.load_catalog(settings).load_table(f"{ab['sa']}.secrets").metadata_location
+    bucket, _, key = own.removeprefix("s3://").partition("/")
+    metadata = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    for what, change in {
+        "location": {"location": ab["b_location"]},
+        "write path": {"properties": {**metadata.get("properties", {}), "write.metadata.path": ab["b_location"]}},
+    }.items():
+        crafted = f"crafted/{what.replace(' ', '-')}.metadata.json"
+        s3.put_object(Bucket=bucket, Key=crafted, Body=json.dumps({**metadata, **change}).encode())
+        got = _post(
+            ab,
+            base,
+            f"v1/main/namespaces/{ab['sa']}/register",
+            {"name": "crafted", "metadata-location": f"s3://{bucket}/{crafted}"},
+        )
+        attempt(got, f"{ab['b']}-secret", f"register metadata whose {what} is B's bucket")
+        assert got[0] == 403 and "bucket" in got[1], got
+    got = _post(ab, base, f"v1/main/namespaces/{ab['sa']}/register", {"name": "again", "metadata-location": own})
+    assert got[0] == 200, got
+    clients.load_catalog(settings).drop_table(f"{ab['sa']}.again")
+    _b_is_intact(settings, ab)
+
+
 def test_catalog_writes_and_refusals_are_audited(ab, admin_api, settings, hub_url):
     import pyarrow as pa
 
