@@ -29,6 +29,7 @@ from agp.hub.trino_rules import build_rules, write_atomically
 
 from . import clients, fetch, health, java, keys, ports, services, versions
 from .keys import KeyPaths
+from .realm import hardening
 from .services import LabPaths, Service
 from .settings import Settings
 from .supervise import DEAD, Supervisor
@@ -226,7 +227,7 @@ class Lab:
         for realm in (services.CONFIG_DIR / "keycloak").glob("*-realm.json"):
             shutil.copyfile(realm, imports / realm.name)
         p.hub_settings.touch(mode=0o600)
-        p.hub_settings.write_text(self.settings.model_dump_json(indent=2))
+        p.hub_settings.write_text(services.hub_settings(self.settings).model_dump_json(indent=2))
         p.supervisor_conf.touch(mode=0o600)
         p.supervisor_conf.write_text(services.supervisor_conf(p, svcs))
 
@@ -377,8 +378,22 @@ class Lab:
             for db in wanted:
                 if db not in have:
                     conn.execute(f'CREATE DATABASE "{db}"')
+        self._db_roles()
         self._buckets()
         self._broker_user()
+        self._nessie_user()
+
+    def _db_roles(self) -> None:
+        """Each service's own PostgreSQL role owning its own database (services.postgres_roles); also migrates a
+        lab made when every service used the superuser. A running service takes its role at its next restart."""
+        import psycopg
+
+        s = self.settings
+        for database, statements in services.postgres_roles(s).items():
+            url = s.database_url(database, "postgresql", role=s.credentials.postgres_user)
+            with psycopg.connect(url, autocommit=True) as conn:
+                for statement in statements:
+                    conn.execute(statement)
 
     def _buckets(self) -> None:
         """The Iceberg warehouse and the bucket where Trino spools large results (it prunes what it leaves)."""
@@ -414,10 +429,21 @@ class Lab:
         for client in realm["clients"]:
             found = http.get(base, params={"clientId": client["clientId"]}, timeout=30).json()
             if found:
+                have = {m["name"] for m in found[0].get("protocolMappers") or []}
+                for mapper in client.get("protocolMappers") or []:
+                    if mapper["name"] not in have:  # e.g. the catalog's audience, which Nessie requires
+                        url = f"{base}/{found[0]['id']}/protocol-mappers/models"
+                        http.post(url, json=mapper, timeout=30).raise_for_status()
                 continue
             body = {**client, "secret": secrets_.get(client["clientId"], client.get("secret"))}
             http.post(base, json=body, timeout=30).raise_for_status()
             log.info("added Keycloak client %s", client["clientId"])
+        # The built-ins too: only the clients the platform uses, none with the password grant (agp.compose.realm).
+        for client in http.get(base, timeout=30).json():
+            changes = hardening(client)
+            if changes:
+                http.put(f"{base}/{client['id']}", json={**client, **changes}, timeout=30).raise_for_status()
+                log.info("Keycloak client %s: %s", client["clientId"], changes)
 
     def _broker_user(self) -> None:
         """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""
@@ -433,6 +459,21 @@ class Lab:
         admin.policy_add("agp-workspaces", policy=services.broker_policy())
         admin.user_add(c.broker_access_key, c.broker_secret_key)
         admin.policy_set("agp-workspaces", user=c.broker_access_key)
+
+    def _nessie_user(self) -> None:
+        """The catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
+        from minio.credentials import StaticProvider
+        from minio.minioadmin import MinioAdmin
+
+        s, c = self.settings, self.settings.credentials
+        admin = MinioAdmin(
+            endpoint=f"{s.host}:{s.ports.minio}",
+            credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
+            secure=False,
+        )
+        admin.policy_add("agp-catalog", policy=services.nessie_policy(s.warehouse_bucket))
+        admin.user_add(c.nessie_s3_access_key, c.nessie_s3_secret_key)
+        admin.policy_set("agp-catalog", user=c.nessie_s3_access_key)
 
     def _seed_demo(self) -> None:
         """The demo workspace with both demo data scientists and one small Iceberg table, made once."""

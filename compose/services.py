@@ -6,13 +6,14 @@ Nothing here starts a process or touches the network; :mod:`agp.compose.lab` doe
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import versions
 from .java import Java
 from .keys import ISSUER, TRINO_AUDIENCE, KeyPaths
-from .settings import Settings
+from .settings import DB_ROLES, HUB_READS, Settings
 
 CONFIG_DIR = Path(__file__).parent / "config"
 
@@ -94,8 +95,10 @@ def shared_env(s: Settings) -> dict[str, str]:
         "AGP_CATALOG_URI": s.catalog_uri,
         "AGP_TRINO_CATALOG_URI": s.trino_catalog_uri,
         "AGP_WAREHOUSE_BUCKET": s.warehouse_bucket,
-        "AGP_POSTGRES_USER": c.postgres_user,
-        "AGP_POSTGRES_PASSWORD": c.postgres_password,
+        "AGP_NESSIE_S3_ACCESS_KEY": c.nessie_s3_access_key,
+        "AGP_NESSIE_S3_SECRET_KEY": c.nessie_s3_secret_key,
+        "AGP_NESSIE_DB_USER": DB_ROLES["nessie"],
+        "AGP_NESSIE_DB_PASSWORD": c.nessie_db_password,
         "AGP_NESSIE_JDBC_URL": f"jdbc:postgresql://{s.host}:{s.ports.postgres}/nessie",
         "AGP_NESSIE_PORT": str(s.ports.nessie),
         "AGP_NESSIE_MANAGEMENT_PORT": str(s.ports.nessie_management),
@@ -121,6 +124,119 @@ def broker_policy(bucket_prefix: str = "agp-ws-") -> dict:
             }
         ],
     }
+
+
+def nessie_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
+    """The catalog's own MinIO policy: the warehouse and the workspace buckets, nothing else (no spooling bucket,
+    no bucket administration)."""
+    buckets = [warehouse_bucket, f"{bucket_prefix}*"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                "Resource": [f"arn:aws:s3:::{b}" for b in buckets],
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets],
+            },
+        ],
+    }
+
+
+# Credentials that the hub and its workspace service never use, blanked in the settings file they read: the
+# PostgreSQL superuser and other services' own secrets.
+NOT_FOR_THE_HUB = (
+    "postgres_password",
+    "nessie_db_password",
+    "keycloak_db_password",
+    "nessie_s3_secret_key",
+    "keycloak_admin_password",
+)
+
+
+def hub_settings(s: Settings) -> Settings:
+    """The settings the hub and the workspace service read (``<lab>/hub/settings.json``)."""
+    return s.model_copy(update={"credentials": s.credentials.model_copy(update=dict.fromkeys(NOT_FOR_THE_HUB, ""))})
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _role_name(name: str) -> str:
+    """A role or database name fit to be spelled inside SQL as it is; anything else is refused."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ValueError(f"{name!r} is not a plain PostgreSQL name (lower-case letters, digits, _)")
+    return name
+
+
+def postgres_roles(s: Settings) -> dict[str, list[str]]:
+    """SQL that gives each platform database its own login role (:data:`DB_ROLES`), run by the superuser: database
+    to run in -> statements, in order. Idempotent; also migrates a lab whose services all used the superuser."""
+    su = _role_name(s.credentials.postgres_user)
+    hub = DB_ROLES["jupyterhub"]
+    limits = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+    cluster = []
+    for database, role in DB_ROLES.items():
+        database, role = _role_name(database), _role_name(role)
+        cluster += [
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f'CREATE ROLE "{role}"; END IF; END $$',
+            f'ALTER ROLE "{role}" {limits} PASSWORD {_literal(s.db_password(role))}',
+            f'ALTER DATABASE "{database}" OWNER TO "{role}"',
+            f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC',
+        ]
+    cluster.append(f'GRANT CONNECT ON DATABASE "{HUB_READS}" TO "{hub}"')
+    # Nor may the platform's roles enter the maintenance databases (only the superuser's set-up uses them).
+    cluster += [f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC" for db in ("postgres", "template1")]
+    per_db: dict[str, list[str]] = {"postgres": cluster}
+    for database, role in DB_ROLES.items():
+        # REASSIGN OWNED cannot move objects of the bootstrap superuser (it owns the system catalogs): each object
+        # the superuser made in this database (tables with their sequences, views, free sequences, enums)
+        # goes to the database's role.
+        per_db[database] = [_reassign_from(su, role)]
+    owner = DB_ROLES[HUB_READS]
+    per_db[HUB_READS] += [
+        f'GRANT USAGE ON SCHEMA public TO "{hub}"',
+        f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{hub}"',
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{owner}" IN SCHEMA public GRANT SELECT ON TABLES TO "{hub}"',
+    ]
+    return per_db
+
+
+def _reassign_from(old: str, new: str) -> str:
+    old, new = _role_name(old), _role_name(new)
+    return f"""DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT c.oid::regclass AS obj, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = '{old}'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO "{new}"',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+        ELSE 'TABLE' END, r.obj);
+  END LOOP;
+  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = '{old}'::regrole AND c.relkind = 'S' AND n.nspname <> 'pg_catalog'
+  LOOP
+    EXECUTE format('ALTER SEQUENCE %s OWNER TO "{new}"', r.obj);
+  END LOOP;
+  FOR r IN SELECT t.oid::regtype AS obj FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE t.typowner = '{old}'::regrole AND t.typtype = 'e'
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  LOOP
+    EXECUTE format('ALTER TYPE %s OWNER TO "{new}"', r.obj);
+  END LOOP;
+END $$"""  # noqa: S608 (names checked by _role_name, no value of a request)
 
 
 def java_env(java: Java) -> dict[str, str]:
@@ -206,7 +322,11 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
             str(p.nessie_jar),
         ),
         cwd=p.nessie,
-        env={**shared_env(s), **java_env(java)},
+        # Nessie reaches S3 as its own MinIO user (AGP_NESSIE_S3_*): the root keys stay out of its environment.
+        env={
+            **{k: v for k, v in shared_env(s).items() if k not in {"AGP_S3_ACCESS_KEY", "AGP_S3_SECRET_KEY"}},
+            **java_env(java),
+        },
         ports={"nessie": s.ports.nessie, "nessie_management": s.ports.nessie_management},
         health=Health("http", s.url("nessie_management", "/q/health/ready")),
         phase=3,  # after Keycloak: Nessie checks its bearer tokens against the realm
@@ -263,13 +383,14 @@ def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
             "--hostname-strict=false",
             "--cache=local",  # one node: no cluster discovery, which costs 20 s of JOIN time-outs at start
             f"--db-url=jdbc:postgresql://{s.host}:{s.ports.postgres}/keycloak",
-            f"--db-username={c.postgres_user}",
-            f"--db-password={c.postgres_password}",
         ),
         cwd=p.keycloak,
         env={
             **shared_env(s),
             **java_env(java),
+            # In the environment, not on the command line: /proc/<pid>/cmdline is readable by every OS user.
+            "KC_DB_USERNAME": DB_ROLES["keycloak"],
+            "KC_DB_PASSWORD": c.keycloak_db_password,
             "KC_BOOTSTRAP_ADMIN_USERNAME": c.keycloak_admin,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": c.keycloak_admin_password,
             "JAVA_OPTS_KC_HEAP": "-Xms64m -Xmx768m",

@@ -69,6 +69,27 @@ class Credentials(BaseModel):
     )
     broker_access_key: str = Field("agp-broker", description="MinIO user the credential broker assumes roles as")
     broker_secret_key: str = Field("agp-lab-broker-secret", description="its secret (lab-only default)")
+    nessie_s3_access_key: str = Field(
+        "agp-nessie", description="MinIO user of the catalog (Nessie): reaches the warehouse and workspace buckets only"
+    )
+    nessie_s3_secret_key: str = Field("agp-lab-nessie-s3-secret", description="its secret (lab-only default)")
+    nessie_db_password: str = Field("agp-lab-nessie-db", description="PostgreSQL role `nessie` (owns database nessie)")
+    keycloak_db_password: str = Field(
+        "agp-lab-keycloak-db", description="PostgreSQL role `keycloak` (owns database keycloak)"
+    )
+    hub_db_password: str = Field(
+        "agp-lab-hub-db", description="PostgreSQL role `jupyterhub`: owns database jupyterhub, reads the workspace DB"
+    )
+    workspaces_db_password: str = Field(
+        "agp-lab-workspaces-db", description="PostgreSQL role `agp_workspaces` of the workspace service (owns agp)"
+    )
+
+
+# Each platform database -> the PostgreSQL role that owns it and is the only one of the platform to connect to it
+# (the hub's role also reads the workspace database). The superuser (credentials.postgres_user) sets them up only.
+DB_ROLES = {"nessie": "nessie", "keycloak": "keycloak", "jupyterhub": "jupyterhub", "agp": "agp_workspaces"}
+# The database whose tables the hub's role may read: its spawner and home page read workspaces and members.
+HUB_READS = "agp"
 
 
 class Settings(BaseSettings):
@@ -176,18 +197,36 @@ class Settings(BaseSettings):
     def keycloak_issuer(self) -> str:
         return self.url("keycloak", f"/realms/{self.realm}")
 
-    def database_url(self, database: str, driver: str = "postgresql+psycopg") -> str:
+    def db_password(self, role: str) -> str:
+        """The password of a platform role of :data:`DB_ROLES`, or of the superuser."""
         c = self.credentials
-        return f"{driver}://{c.postgres_user}:{c.postgres_password}@{self.host}:{self.ports.postgres}/{database}"
+        passwords = {
+            c.postgres_user: c.postgres_password,
+            "nessie": c.nessie_db_password,
+            "keycloak": c.keycloak_db_password,
+            "jupyterhub": c.hub_db_password,
+            "agp_workspaces": c.workspaces_db_password,
+        }
+        return passwords[role]
+
+    def database_url(self, database: str, driver: str = "postgresql+psycopg", role: str | None = None) -> str:
+        """URL of ``database`` as ``role`` (default: the role that owns it, else the superuser)."""
+        role = role or DB_ROLES.get(database, self.credentials.postgres_user)
+        return f"{driver}://{role}:{self.db_password(role)}@{self.host}:{self.ports.postgres}/{database}"
 
     @property
     def db_url(self) -> str:
-        """SQLAlchemy URL of the workspace database."""
+        """SQLAlchemy URL of the workspace database, as the workspace service's own role."""
         return self.database_url("agp")
 
     @property
+    def hub_workspaces_db_url(self) -> str:
+        """The workspace database as the hub's role, which may only read it (spawner, home page)."""
+        return self.database_url(HUB_READS, role=DB_ROLES["jupyterhub"])
+
+    @property
     def hub_db_url(self) -> str:
-        """SQLAlchemy URL of JupyterHub's own database."""
+        """SQLAlchemy URL of JupyterHub's own database, as its own role."""
         return self.database_url("jupyterhub")
 
     @property

@@ -54,7 +54,7 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0
     c.JupyterHub.spawner_class = "workspace-local"
-    c.WorkspaceLocalSpawner.db_url = s.db_url
+    c.WorkspaceLocalSpawner.db_url = s.hub_workspaces_db_url  # the hub's own role: reads only
     # Local servers share the lab's cache: Spark's Iceberg jars are fetched once for everyone.
     c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
     c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
@@ -86,7 +86,7 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     ]
 
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    db_url = s.db_url
+    db_url = s.hub_workspaces_db_url
 
     def my_workspaces(user: Any) -> list[dict]:
         # A plain function: JupyterHub deep-copies its config, and an engine cannot be copied.

@@ -20,7 +20,7 @@ import yaml
 
 from agp.compose import versions
 from agp.compose.services import CONFIG_DIR, shared_env
-from agp.compose.settings import Ports, Settings
+from agp.compose.settings import DB_ROLES, Ports, Settings
 
 COMPOSE_FILE = CONFIG_DIR.parent / "docker-compose.yml"
 
@@ -293,8 +293,7 @@ def test_shared_values_that_do_not_name_the_host_are_the_labs(lab_settings):
         ("minio-init", "AWS_ACCESS_KEY_ID", "credentials.s3_access_key"),
         ("minio-init", "AWS_SECRET_ACCESS_KEY", "credentials.s3_secret_key"),
         ("minio-init", "AGP_WAREHOUSE_BUCKET", "warehouse_bucket"),
-        ("keycloak", "KC_DB_USERNAME", "credentials.postgres_user"),
-        ("keycloak", "KC_DB_PASSWORD", "credentials.postgres_password"),
+        ("keycloak", "KC_DB_PASSWORD", "credentials.keycloak_db_password"),
         ("keycloak", "KC_BOOTSTRAP_ADMIN_USERNAME", "credentials.keycloak_admin"),
         ("keycloak", "KC_BOOTSTRAP_ADMIN_PASSWORD", "credentials.keycloak_admin_password"),
     ],
@@ -347,6 +346,21 @@ def test_postgres_entrypoint_does_not_create_a_database_of_init_sql():
     assert default_db == "postgres" or default_db not in init_sql_databases(), (
         f"service 'postgres': the entrypoint creates database {default_db!r}, which init.sql creates again"
     )
+
+
+def test_keycloak_connects_as_its_own_role():
+    assert environment("keycloak").get("KC_DB_USERNAME") == DB_ROLES["keycloak"]
+
+
+def test_init_sql_gives_each_database_the_labs_role_and_password(lab_settings):
+    # Compose's PostgreSQL makes the roles from init.sql; the lab makes them with services.postgres_roles.
+    sql = (CONFIG_DIR / "postgres" / "init.sql").read_text()
+    passwords = dict(re.findall(r"CREATE ROLE (\w+) LOGIN [A-Z ]*PASSWORD '([^']*)';", sql))
+    owners = dict(re.findall(r"ALTER DATABASE (\w+) OWNER TO (\w+);", sql))
+    assert owners == DB_ROLES, f"init.sql: owners {owners}, the lab's DB_ROLES {DB_ROLES}"
+    want = {role: lab_settings.db_password(role) for role in DB_ROLES.values()}
+    assert passwords == want, f"init.sql: role passwords {passwords}, the lab's {want}"
+    assert lab_settings.credentials.postgres_user not in passwords
 
 
 # ------------------------------------------------------------------------------------------------------ ports

@@ -1,0 +1,156 @@
+"""Pure builders of the services' own identities: realm client hardening, PostgreSQL roles, the catalog's S3
+policy, what the hub's settings file holds, and command lines without secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agp.compose import services
+from agp.compose.java import Java
+from agp.compose.realm import hardening
+from agp.compose.services import LabPaths
+from agp.compose.settings import Settings
+
+
+@pytest.fixture
+def s() -> Settings:
+    return Settings(lab_dir="/lab", cache_dir="/cache")
+
+
+# ------------------------------------------------------------------------------------------------ realm
+def test_a_client_the_platform_does_not_use_is_disabled_and_loses_the_password_grant():
+    client = {"clientId": "admin-cli", "enabled": True, "publicClient": True, "directAccessGrantsEnabled": True}
+    assert hardening(client) == {
+        "enabled": False,
+        "directAccessGrantsEnabled": False,
+    }
+
+
+def test_a_compliant_client_is_left_alone():
+    client = {
+        "clientId": "jupyterhub",
+        "enabled": True,
+        "standardFlowEnabled": True,
+        "attributes": {"oauth2.device.authorization.grant.enabled": "false", "oidc.ciba.grant.enabled": "false"},
+    }
+    assert hardening(client) == {}
+
+
+def test_the_account_console_keeps_its_code_flow_only():
+    changes = hardening(
+        {
+            "clientId": "account-console",
+            "enabled": True,
+            "publicClient": True,
+            "standardFlowEnabled": True,
+            "implicitFlowEnabled": True,
+            "directAccessGrantsEnabled": True,
+            "attributes": {"pkce.code.challenge.method": "S256", "oauth2.device.authorization.grant.enabled": "true"},
+        }
+    )
+    assert changes["directAccessGrantsEnabled"] is False and changes["implicitFlowEnabled"] is False
+    assert changes["attributes"]["oauth2.device.authorization.grant.enabled"] == "false"
+    assert changes["attributes"]["pkce.code.challenge.method"] == "S256"  # other attributes are kept
+    assert "standardFlowEnabled" not in changes and "publicClient" not in changes
+
+
+def test_the_services_client_gets_client_credentials_only():
+    changes = hardening({"clientId": "agp-services", "enabled": True, "standardFlowEnabled": True})
+    assert changes["standardFlowEnabled"] is False and changes["serviceAccountsEnabled"] is True
+
+
+# ------------------------------------------------------------------------------------------------ PostgreSQL
+def test_each_database_gets_its_own_unprivileged_role(s):
+    sql = services.postgres_roles(s)
+    cluster = "\n".join(sql["postgres"])
+    for database, role in {"nessie": "nessie", "keycloak": "keycloak", "jupyterhub": "jupyterhub"}.items():
+        assert f'ALTER DATABASE "{database}" OWNER TO "{role}"' in cluster
+        assert f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC' in cluster
+    assert 'ALTER DATABASE "agp" OWNER TO "agp_workspaces"' in cluster
+    assert (
+        'ALTER ROLE "nessie" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
+        "PASSWORD 'agp-lab-nessie-db'" in cluster
+    )
+    assert 'GRANT CONNECT ON DATABASE "agp" TO "jupyterhub"' in cluster
+    assert "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC" in cluster
+
+
+def test_objects_of_the_superuser_move_to_each_databases_role_and_the_hub_reads_the_workspace_db(s):
+    sql = services.postgres_roles(s)
+    assert set(sql) == {"postgres", "nessie", "keycloak", "jupyterhub", "agp"}
+    assert "relowner = 'agp'::regrole" in sql["nessie"][0] and 'OWNER TO "nessie"' in sql["nessie"][0]
+    assert sql["agp"][1:] == [
+        'GRANT USAGE ON SCHEMA public TO "jupyterhub"',
+        'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "jupyterhub"',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "agp_workspaces" IN SCHEMA public GRANT SELECT ON TABLES TO "jupyterhub"',
+    ]
+
+
+def test_a_password_is_quoted_and_a_hostile_role_name_refused(s):
+    s.credentials.nessie_db_password = "it's"
+    assert "PASSWORD 'it''s'" in "\n".join(services.postgres_roles(s)["postgres"])
+    s.credentials.postgres_user = 'agp"; DROP ROLE x; --'
+    with pytest.raises(ValueError, match="not a plain PostgreSQL name"):
+        services.postgres_roles(s)
+
+
+def test_services_connect_as_their_own_roles(s):
+    assert s.db_url == "postgresql+psycopg://agp_workspaces:agp-lab-workspaces-db@127.0.0.1:15432/agp"
+    assert s.hub_db_url == "postgresql+psycopg://jupyterhub:agp-lab-hub-db@127.0.0.1:15432/jupyterhub"
+    assert s.hub_workspaces_db_url == "postgresql+psycopg://jupyterhub:agp-lab-hub-db@127.0.0.1:15432/agp"
+    assert s.postgres_dsn == "postgresql://agp:agp-lab-postgres@127.0.0.1:15432/postgres"
+
+
+# ------------------------------------------------------------------------------------------------ Nessie
+def test_the_catalogs_s3_policy_reaches_the_warehouse_and_workspace_buckets_only():
+    policy = services.nessie_policy("agp-warehouse")
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {
+        "arn:aws:s3:::agp-warehouse",
+        "arn:aws:s3:::agp-ws-*",
+        "arn:aws:s3:::agp-warehouse/*",
+        "arn:aws:s3:::agp-ws-*/*",
+    }
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert not [a for a in actions if a.endswith("*")]
+    assert not actions & {"s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketPolicy", "s3:ListAllMyBuckets"}
+
+
+def test_nessie_gets_its_own_keys_and_role_not_the_root_ones(s):
+    svc = services.nessie(s, LabPaths.of(s), Java(Path("/jdk"), 21))
+    assert svc.env["AGP_NESSIE_S3_ACCESS_KEY"] == "agp-nessie"
+    assert svc.env["AGP_NESSIE_DB_USER"] == "nessie"
+    assert s.credentials.s3_secret_key not in svc.env.values()
+    assert s.credentials.postgres_password not in svc.env.values()
+
+
+# ------------------------------------------------------------------------------------------------ command lines
+def test_keycloak_gets_its_database_password_in_the_environment_not_on_the_command_line(s):
+    svc = services.keycloak(s, LabPaths.of(s), Java(Path("/jdk"), 21))
+    assert not [a for a in svc.command if "password" in a.lower()]
+    assert s.credentials.keycloak_db_password not in " ".join(svc.command)
+    assert (svc.env["KC_DB_USERNAME"], svc.env["KC_DB_PASSWORD"]) == ("keycloak", "agp-lab-keycloak-db")
+
+
+def test_no_service_has_a_credential_on_its_command_line(s):
+    p, jdk = LabPaths.of(s), Java(Path("/jdk"), 21)
+    secret = [v for k, v in s.credentials.model_dump().items() if "password" in k or "secret" in k]
+    for svc in (
+        services.postgres(s, p, None),
+        services.minio(s, p),
+        services.nessie(s, p, jdk),
+        services.keycloak(s, p, jdk),
+        services.trino(s, p, jdk, "internal", "spool"),
+        services.jupyterhub(s, p, "crypt"),
+    ):
+        line = " ".join(svc.command)
+        assert not [v for v in [*secret, "internal", "spool", "crypt"] if v in line], svc.name
+
+
+def test_the_hubs_settings_hold_no_superuser_nor_other_services_secrets(s):
+    c = services.hub_settings(s).credentials
+    assert (c.postgres_password, c.nessie_db_password, c.keycloak_db_password, c.nessie_s3_secret_key) == ("",) * 4
+    assert c.workspaces_db_password and c.hub_db_password and c.services_client_secret
+    assert s.credentials.postgres_password == "agp-lab-postgres"  # the lab's own settings are untouched
