@@ -6,6 +6,9 @@
    wraps: minting a JWT in-process, and MinIO's STS AssumeRole called directly.
 2. Trino ``SELECT 1`` over HTTPS with a JWT (the lab) against plain HTTP with no authentication: a second Trino
    from the same install and catalog, started here on spare ports, measured interleaved.
+3. The catalog proxy's checks: the same read calls (config, list tables, load a table with its vended credential)
+   through today's proxy and through the proxy before the route table (``BEFORE``, read from git), each mounted
+   alone on a spare port in front of the lab's Nessie with the same caller, and straight to Nessie, interleaved.
 
 Needs the lab running (`agp lab up`).
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 import boto3
 import requests
 import trino
+from fastapi import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hubclient import Api, HubSession
@@ -177,12 +181,108 @@ def bench_trino_overhead(settings: Settings, broker: BrokerClient) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+BEFORE = "ae8a1ce"  # the last commit whose proxy authorized the raw path and forwarded another
+
+
+def _proxy_app(forward):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.api_route("/iceberg/{path:path}", methods=["GET", "HEAD", "POST", "DELETE"])
+    async def iceberg(path: str, request: Request):
+        return await forward(request)
+
+    return app
+
+
+def _serve(app) -> tuple[str, object]:
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}/iceberg", server
+
+
+def bench_catalog_proxy(settings: Settings) -> None:
+    import importlib.util
+
+    from agp.hub.broker import Broker
+    from agp.hub.names import WorkspaceNames
+    from agp.hub.service.catalog_proxy import CatalogProxy, Principal
+
+    old_source = subprocess.run(
+        ["git", "show", f"{BEFORE}:hub/service/catalog_proxy.py"], capture_output=True, text=True, check=True
+    ).stdout
+    spec = importlib.util.spec_from_loader("agp.hub.service._catalog_proxy_before", loader=None)
+    before = importlib.util.module_from_spec(spec)
+    exec(compile(old_source, "catalog_proxy_before.py", "exec"), before.__dict__)  # noqa: S102 (our own history)
+
+    broker = Broker(settings)
+    access = {"demo": True}
+
+    def vend(namespace: str, writable: bool):
+        return broker.s3("alice", WorkspaceNames.from_namespace(namespace), writable)
+
+    new = CatalogProxy(settings, "http://127.0.0.1/iceberg", "/iceberg")
+
+    async def principal(_ns):
+        return Principal("alice", access)
+
+    async def audit_nothing(*_):
+        return None
+
+    old = before.CatalogProxy(settings, "http://127.0.0.1/iceberg")
+    servers = {
+        "proxy now": _serve(_proxy_app(lambda r: new.forward(r, principal, vend, None))),
+        f"proxy before ({BEFORE})": _serve(_proxy_app(lambda r: old.forward(r, access, vend))),
+    }
+    token = clients.service_token(settings)
+    direct = requests.Session()
+    direct.headers["Authorization"] = f"Bearer {token}"
+    sessions = {name: (url, requests.Session()) for name, (url, _) in servers.items()}
+    sessions["Nessie direct (plain)"] = (settings.catalog_uri, direct)
+    calls = {
+        "config": "v1/config?warehouse=warehouse",
+        "list tables": "v1/main/namespaces/demo/tables",
+        "load table": "v1/main/namespaces/demo/tables/meter_readings",
+    }
+    samples: dict[tuple[str, str], list[float]] = {(n, c): [] for n in sessions for c in calls}
+    for i in range(203):
+        for call, path in calls.items():
+            for name, (base, http) in sessions.items():
+                t0 = time.perf_counter()
+                r = http.get(f"{base}/{path}", timeout=30)
+                elapsed = (time.perf_counter() - t0) * 1000
+                assert r.status_code == 200, (name, call, r.status_code, r.text[:200])
+                if i >= 3:
+                    samples[(name, call)].append(elapsed)
+    print("\nCatalog proxy, the same read calls interleaved, 200 each (ms, p50 / p95; target: within 10% of before)")
+    for call in calls:
+        line = [f"  {call:12}"]
+        for name in sessions:
+            v = samples[(name, call)]
+            line.append(f"{name}: {pct(v, 50):6.2f} / {pct(v, 95):6.2f}")
+        now, then = samples[("proxy now", call)], samples[(f"proxy before ({BEFORE})", call)]
+        line.append(f"ratio now/before p50 {pct(now, 50) / pct(then, 50):.2f}, p95 {pct(now, 95) / pct(then, 95):.2f}")
+        print("   ".join(line))
+    for _, server in servers.values():
+        server.should_exit = True
+
+
 def main() -> int:
     settings = Settings()
     session = HubSession(settings.hub_url)
     session.login("alice", settings.credentials.demo_password)
     token = session.new_token("alice")
     bench_broker(settings, Api(settings.hub_url, token))
+    bench_catalog_proxy(settings)
     bench_trino_overhead(settings, BrokerClient(f"{settings.hub_url}/services/workspaces", token, "demo"))
     _ = clients
     return 0
