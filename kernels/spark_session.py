@@ -17,6 +17,7 @@ import atexit
 import html
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -173,6 +174,10 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
         conf = {
             **builder_conf(broker, jars(), master, console_progress=shell is None),
             **ui_conf(free_port(), service_prefix, os.environ.get("AGP_PUBLIC_URL")),
+            # The driver's RPC and block-transfer ports share the machine's loopback with other users' kernels:
+            # they answer only those who know this session's secret (the UI redacts it in its environment page).
+            "spark.authenticate": "true",
+            "spark.authenticate.secret": secrets.token_urlsafe(32),
         }
         builder = SparkSession.builder
         for key, value in conf.items():
