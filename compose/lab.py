@@ -27,7 +27,7 @@ from rich.console import Console
 
 from agp.hub.trino_rules import build_rules, write_atomically
 
-from . import clients, fetch, health, java, keys, ports, services, versions
+from . import clients, fetch, health, java, keys, ports, runtime, services, versions
 from .keys import KeyPaths
 from .realm import hardening
 from .services import LabPaths, Service
@@ -161,6 +161,11 @@ class Lab:
             # Never start Trino without a rules file: no file would mean allow-all. The workspace service
             # rewrites it from the membership table as soon as it runs.
             write_atomically(self.settings.trino_rules_path, build_rules([], admins=[]))
+        if self.settings.run_as_os_users:
+            try:
+                runtime.ensure(self.settings, self.console)
+            except runtime.RuntimeBuildError as e:
+                raise LabError(str(e)) from e
         return self.services(javas)
 
     def _install_proxy(self) -> None:
@@ -230,6 +235,21 @@ class Lab:
         p.hub_settings.write_text(services.hub_settings(self.settings).model_dump_json(indent=2))
         p.supervisor_conf.touch(mode=0o600)
         p.supervisor_conf.write_text(services.supervisor_conf(p, svcs))
+        self._keep_private()
+
+    def _keep_private(self) -> None:
+        """The lab's state (secrets, configs, logs, data) and its cache are the lab's user's alone: every entry of
+        the lab folder is made 0700/0600 (PostgreSQL's cluster is its own user's, 0700 inside), the lab folder 0711
+        when that cluster lives in it (its user must pass through) and 0700 otherwise, the cache 0700."""
+        lab, pg_inside = self.settings.lab_dir, self.paths.pg_root.parent == self.settings.lab_dir
+        for entry in lab.iterdir():
+            if entry.is_symlink() or (pg_inside and entry == self.paths.pg_root):
+                continue
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
+        lab.chmod(0o711 if pg_inside else 0o700)
+        cache = self.settings.cache_dir
+        if cache.is_dir() and cache.stat().st_uid == os.geteuid():
+            cache.chmod(0o700)
 
     def _init_postgres(self) -> None:
         p, user = self.paths, self._pg_user()
@@ -524,15 +544,15 @@ class Lab:
         return killed
 
     def purge(self) -> None:
-        """Stop the lab and delete its state (data, logs, the PostgreSQL cluster); the cache stays."""
+        """Stop the lab and delete its state (data, logs, the PostgreSQL cluster, users' homes); the cache stays."""
         self.down(quiet=True)
-        for folder in {self.paths.pg_root, self.settings.lab_dir}:
+        for folder in {self.paths.pg_root, self.settings.lab_dir, self.settings.servers_root}:
             shutil.rmtree(folder, ignore_errors=True)
         self.console.print(f"The lab's state in {self.settings.lab_dir} is deleted; the cache stays.")
 
     def leftover_processes(self) -> list[psutil.Process]:
         """Processes left with a working folder or an argument inside the lab (a crashed supervisord's children)."""
-        roots = [str(self.settings.lab_dir), str(self.paths.pg_root)]
+        roots = [str(self.settings.lab_dir), str(self.paths.pg_root), str(self.settings.servers_root)]
         me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
         found = []
         for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):

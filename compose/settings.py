@@ -7,6 +7,7 @@ code reads ``os.environ``: it is handed a :class:`Settings`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -128,6 +129,23 @@ class Settings(BaseSettings):
     credential_ttl: int = Field(
         900, ge=900, le=3600, description="seconds a brokered credential lives (MinIO's STS needs at least 900)"
     )
+    server_os_users: bool | None = Field(
+        None,
+        description="run each user's workspace servers as an unprivileged OS user of their own (agp-<user>, made by "
+        "the hub with useradd), from a read-only runtime in servers_dir; needs the lab to run as root. Default: on "
+        "when the lab runs as root; off runs every server as the lab's own user, which isolates nothing",
+    )
+    servers_dir: Path | None = Field(
+        None,
+        description="with server_os_users, this lab's folder that every user can reach: public files (read-only) and "
+        "the users' homes (each 0700, its user's only); default /var/lib/agp/lab-<hash of lab_dir>-servers",
+    )
+    server_runtime_dir: Path | None = Field(
+        None,
+        description="with server_os_users, the notebook runtime every user can run but not change: a venv of Debian's "
+        "python3 with agp installed from the source tree, and the Spark jars; built by `agp lab up`, shared by the "
+        "labs that share cache_dir; default /var/lib/agp/runtime-<hash of cache_dir>",
+    )
 
     @field_validator("lab_dir", "cache_dir", mode="after")
     @classmethod
@@ -170,6 +188,27 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint(self) -> str:
         return self.url("minio")
+
+    @property
+    def run_as_os_users(self) -> bool:
+        """``server_os_users``, or its default: on when this process (the lab, the hub) runs as root."""
+        return os.geteuid() == 0 if self.server_os_users is None else self.server_os_users
+
+    @property
+    def servers_root(self) -> Path:
+        """``servers_dir`` or its default, outside the lab folder (root's home is 0700: other users cannot enter)."""
+        if self.servers_dir is not None:
+            return self.servers_dir.expanduser().absolute()
+        digest = hashlib.sha256(str(self.lab_dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/agp") / f"lab-{digest}-servers"
+
+    @property
+    def server_runtime_root(self) -> Path:
+        """``server_runtime_dir`` or its default, one per cache folder (it is built from cached artifacts)."""
+        if self.server_runtime_dir is not None:
+            return self.server_runtime_dir.expanduser().absolute()
+        digest = hashlib.sha256(str(self.cache_dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/agp") / f"runtime-{digest}"
 
     @property
     def keys_dir(self) -> Path:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from agp.compose.settings import Settings
+from agp.spawner.osusers import ServerFolders
 from agp.spawner.workspace import data_plane_env
 
 from .db import shared_engine
@@ -55,10 +56,21 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.JupyterHub.named_server_limit_per_user = 0
     c.JupyterHub.spawner_class = "workspace-local"
     c.WorkspaceLocalSpawner.db_url = s.hub_workspaces_db_url  # the hub's own role: reads only
-    # Local servers share the lab's cache: Spark's Iceberg jars are fetched once for everyone.
-    c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
-    c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
-    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.WorkspaceLocalSpawner.run_as_os_users = s.run_as_os_users
+    if s.run_as_os_users:
+        # Each user's servers run as an OS user of their own, from the runtime `agp lab up` builds (readable by
+        # all, writable by none), with homes and public files outside root's home; Spark's jars come from the
+        # runtime's public cache.
+        folders = ServerFolders(s.servers_root, s.server_runtime_root)
+        c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(folders.cache)}
+        c.WorkspaceLocalSpawner.home_root = str(folders.homes)
+        c.WorkspaceLocalSpawner.runtime_dir = str(folders.venv)
+        c.Spawner.cmd = [str(folders.singleuser)]
+    else:
+        # Local servers share the lab's cache: Spark's Iceberg jars are fetched once for everyone.
+        c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
+        c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
+        c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     # The server's own token may also ask the workspace service (the credential broker) for its user.
     c.Spawner.server_token_scopes = [
         "users:activity!user",

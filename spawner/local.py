@@ -1,4 +1,8 @@
-"""The lab's flavour: one local process per (user, workspace), each user with a home folder of their own."""
+"""The lab's flavour: one local process per (user, workspace), each user with a home folder of their own.
+
+When the hub runs as root (the lab's default), each hub user's servers run as an unprivileged OS user of their own
+(``agp-<name>``, see :mod:`agp.spawner.osusers`) from a read-only runtime, in a home only that user can read.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ import os
 import time
 from pathlib import Path
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import url_path_join
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Dict, Float, Unicode, default
+from traitlets import Bool, Dict, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from agp.extension import enable_for as enable_extension
@@ -22,6 +26,7 @@ from agp.hub.models import Workspace
 from agp.hub.permissions import Caller
 from agp.kernels import kernelspec
 
+from .osusers import OsUserError, ensure_account, os_user_name, server_env
 from .workspace import SpawnRefused, check_spawn, workspace_env
 
 
@@ -51,10 +56,32 @@ class WorkspaceMixin(LoggingConfigurable):
         self.workspace_environment = workspace_env(self.data_plane_env, names, ws)
 
 
-class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
+class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
     """Runs JupyterLab for (user, workspace) as a local process; for one machine (the lab), not for production."""
 
-    home_root = Unicode(config=True, help="Folder that holds one home folder per user.")
+    home_root = Unicode(
+        config=True,
+        help="""Folder that holds one home folder per user. With ``run_as_os_users`` it must be root's and
+        reachable by every user (0711): homes are named after the OS users and made 0700, each its user's.""",
+    )
+    home_dir = Unicode(help="This user's home folder: ``home_root``/<OS user name, or hub user name when off>.")
+    run_as_os_users = Bool(
+        config=True,
+        help="""Run each hub user's servers as an unprivileged OS user of their own, made on first spawn with
+        ``useradd --system`` and named by :func:`agp.spawner.osusers.os_user_name` (``agp-alice``; names that are
+        not valid OS names get a hash suffix). Needs the hub to run as root, and ``cmd`` and ``runtime_dir`` to
+        point at a Python environment that every user can read (the lab builds one). Default: on when the hub runs
+        as root. Off runs every server as the hub's own OS user, which isolates nothing.""",
+    )
+    os_user_prefix = Unicode(
+        "agp-", config=True, help="Prefix of the OS user names made for hub users (with ``run_as_os_users``)."
+    )
+    runtime_dir = Unicode(
+        "",
+        config=True,
+        help="""The Python environment (a venv) that servers run from with ``run_as_os_users``: its ``bin`` leads
+        their PATH and it holds the kernel spec. Empty: PATH gets the system folders only.""",
+    )
     ready_poll_interval = Float(
         0.05,
         config=True,
@@ -65,9 +92,18 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
     )
     workspace_environment: dict[str, str] = {}
 
+    @default("run_as_os_users")
+    def _run_as_os_users(self) -> bool:
+        return os.geteuid() == 0
+
+    @property
+    def os_user(self) -> str:
+        """The OS user this hub user's servers run as (with ``run_as_os_users``)."""
+        return os_user_name(self.user.name, self.os_user_prefix)
+
     @default("home_dir")
     def _home_dir(self) -> str:
-        return str(Path(self.home_root) / self.user.name)
+        return str(Path(self.home_root) / (self.os_user if self.run_as_os_users else self.user.name))
 
     @default("default_url")
     def _default_url(self) -> str:
@@ -76,13 +112,17 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
     async def start(self):
         await self.check_workspace()
         notebook_dir = Path(self.home_dir) / "workspaces" / self.name
-        notebook_dir.mkdir(parents=True, exist_ok=True)
         self.notebook_dir = str(notebook_dir)
-        if os.geteuid() == 0 and "--allow-root" not in self.args:
-            self.args = [*self.args, "--allow-root"]
-        # The Antigravity kernel, installed into the user's Jupyter data folder and made the default.
-        kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
-        enable_extension(Path(self.home_dir))
+        if self.run_as_os_users:
+            await self._prepare_account()
+        else:
+            notebook_dir.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0 and "--allow-root" not in self.args:
+                self.args = [*self.args, "--allow-root"]
+            # The Antigravity kernel, installed into the user's Jupyter data folder. (Servers that run as OS users
+            # find it in the runtime, with the extension's config: root writes nothing into a user's home.)
+            kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
+            enable_extension(Path(self.home_dir))
         default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
         if default not in self.args:
             self.args = [*self.args, default]
@@ -111,8 +151,64 @@ class WorkspaceLocalSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
         finally:
             client.close()
 
+    async def _prepare_account(self) -> None:
+        """The OS user and its home (made if missing); failures become one sentence for the user."""
+        if os.geteuid() != 0:
+            raise OsUserError(
+                "Servers cannot start here; ask a platform admin to check the hub's log.",
+                "run_as_os_users needs the hub to run as root (or set WorkspaceLocalSpawner.run_as_os_users = False)",
+            )
+        if self.internal_ssl:
+            raise OsUserError(
+                "Servers cannot start here; ask a platform admin to check the hub's log.",
+                "run_as_os_users does not support JupyterHub's internal_ssl; turn one of them off",
+            )
+        try:
+            self.account = await ensure_account(self.user.name, self.os_user, Path(self.home_dir))
+        except OsUserError as e:
+            self.log.error("server %s of %s: %s", self._log_name, self.user.name, e.log_message)
+            raise
+        self.log.info("server %s runs as OS user %s (uid %s)", self._log_name, self.os_user, self.account.uid)
+
+    def make_preexec_fn(self, name: str):
+        """Off: make the home and enter it, as SimpleLocalProcessSpawner does. On: become the OS user (groups, gid,
+        uid), then make the folders the server needs in the home as that user, and enter the home."""
+        home = self.home_dir
+        if not self.run_as_os_users:
+
+            def preexec() -> None:
+                os.makedirs(home, 0o755, exist_ok=True)
+                os.chdir(home)
+
+            return preexec
+        become = set_user_setuid(self.os_user, chdir=False)
+        folders = [self.notebook_dir, os.path.join(home, ".tmp")]
+        # The user's site exists before Python starts, so that what `%pip install` puts there imports at once.
+        for lib in sorted(Path(self.runtime_dir).glob("lib/python3.*")) if self.runtime_dir else []:
+            folders.append(os.path.join(home, ".local", "lib", lib.name, "site-packages"))
+
+        def preexec_as_user() -> None:
+            become()
+            os.umask(0o077)
+            for folder in folders:
+                os.makedirs(folder, 0o700, exist_ok=True)
+            os.chdir(home)
+
+        return preexec_as_user
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        if not self.run_as_os_users:
+            env.update(USER=self.user.name, HOME=self.home_dir, SHELL="/bin/bash")
+            return env
+        for inherited in ("PYTHONPATH", "CONDA_DEFAULT_ENV", "CONDA_ROOT", "LD_LIBRARY_PATH"):
+            env.pop(inherited, None)  # the hub's own environment is not the runtime's
+        env.update(server_env(Path(self.home_dir), Path(self.runtime_dir or "/usr"), self.os_user))
+        return env
+
+    async def move_certs(self, paths: dict) -> dict:
+        return paths  # internal_ssl is refused with run_as_os_users, and needs nothing moved without
+
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.update(self.workspace_environment)
-        env["HOME"] = self.home_dir
         return env
