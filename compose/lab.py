@@ -476,7 +476,7 @@ class Lab:
             credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
             secure=False,
         )
-        admin.policy_add("agp-workspaces", policy=services.broker_policy())
+        admin.policy_add("agp-workspaces", policy=services.broker_policy(warehouse=s.warehouse_bucket))
         admin.user_add(c.broker_access_key, c.broker_secret_key)
         admin.policy_set("agp-workspaces", user=c.broker_access_key)
 

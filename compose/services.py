@@ -112,18 +112,14 @@ def shared_env(s: Settings) -> dict[str, str]:
     }
 
 
-def broker_policy(bucket_prefix: str = "agp-ws-") -> dict:
-    """The broker user's own MinIO policy; each brokered credential narrows it further to one bucket."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:*"],
-                "Resource": [f"arn:aws:s3:::{bucket_prefix}*", f"arn:aws:s3:::{bucket_prefix}*/*"],
-            }
-        ],
-    }
+def broker_policy(bucket_prefix: str = "agp-ws-", warehouse: str | None = None) -> dict:
+    """The broker user's own MinIO policy; each brokered credential narrows it further to one bucket. The
+    warehouse holds the platform's namespaces that are no workspace's: the catalog proxy vends for it to
+    platform admins and Trino only."""
+    resources = [f"arn:aws:s3:::{bucket_prefix}*", f"arn:aws:s3:::{bucket_prefix}*/*"]
+    if warehouse:
+        resources += [f"arn:aws:s3:::{warehouse}", f"arn:aws:s3:::{warehouse}/*"]
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}]}
 
 
 def nessie_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:

@@ -100,7 +100,12 @@ class Broker:
 
     def s3(self, user: str, names: WorkspaceNames, writable: bool) -> dict[str, Any]:
         """A temporary S3 credential for the workspace's bucket only, read-write or read-only."""
-        key = ("s3", user, names.slug, writable)
+        return self.s3_bucket(user, names.bucket, writable, names.slug)
+
+    def s3_bucket(self, user: str, bucket: str, writable: bool, label: str | None = None) -> dict[str, Any]:
+        """A temporary S3 credential for ``bucket`` only (the broker user's own policy bounds which buckets)."""
+        label = label or bucket
+        key = ("s3", user, bucket, writable)
         now = time.time()
         with self._lock:
             hit = self._cache.get(key)
@@ -109,9 +114,9 @@ class Broker:
         # MinIO's AssumeRole ignores the RoleArn; the session policy is what narrows the credential.
         answer = self._sts.assume_role(
             RoleArn="arn:minio:iam:::role/agp-workspace",
-            RoleSessionName=f"{user}-{names.slug}"[:64],
+            RoleSessionName=f"{user}-{label}"[:64],
             DurationSeconds=self.settings.credential_ttl,
-            Policy=json.dumps(session_policy(names.bucket, writable)),
+            Policy=json.dumps(session_policy(bucket, writable)),
         )["Credentials"]
         exp = int(answer["Expiration"].timestamp())
         value = {
@@ -122,7 +127,7 @@ class Broker:
             "expires_at": exp,
             "endpoint": self.settings.s3_endpoint,
             "region": self.settings.s3_region,
-            "bucket": names.bucket,
+            "bucket": bucket,
             "writable": writable,
         }
         with self._lock:

@@ -44,6 +44,11 @@ def _load(db: Session, slug: str) -> Workspace:
     return ws
 
 
+def exists(db: Session, slug: str) -> bool:
+    """Whether a workspace (in any state) has this slug; no caller's rights are involved."""
+    return db.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None
+
+
 def get(db: Session, caller: Caller, slug: str) -> Workspace:
     ws = _load(db, slug)
     if not can_view(ws, caller):

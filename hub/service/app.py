@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from cachetools import TTLCache
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -162,7 +163,25 @@ def create_app(
 
     broker = Broker(settings)
     mount = prefix + "/iceberg"
-    catalog = CatalogProxy(settings, settings.catalog_proxy_uri, mount)
+    workspace_buckets: TTLCache = TTLCache(maxsize=4096, ttl=300)
+
+    def bucket_of(namespace: str) -> str:
+        """A workspace's namespace keeps its files in the workspace's bucket; any other namespace (the platform's,
+        reached by admins and Trino only) in the warehouse. Only workspaces are cached: one made later is seen
+        at once."""
+        if namespace in workspace_buckets:
+            return workspace_buckets[namespace]
+        try:
+            names = WorkspaceNames.from_namespace(namespace)
+        except InvalidName:
+            return settings.warehouse_bucket
+        with make_session() as s:
+            if not store.exists(s, names.slug):
+                return settings.warehouse_bucket
+        workspace_buckets[namespace] = names.bucket
+        return names.bucket
+
+    catalog = CatalogProxy(settings, settings.catalog_proxy_uri, mount, bucket_of)
     engines = EngineIdentity(settings)
 
     @app.api_route(mount + "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE"], include_in_schema=False)
@@ -186,12 +205,11 @@ def create_app(
 
         def vend_s3(namespace: str, writable: bool) -> dict | None:
             # The proxy authorized the namespace already.
-            try:
-                names = WorkspaceNames.from_namespace(namespace)
-            except InvalidName:
-                return None  # not a workspace's namespace (admins only): no bucket to vend for
-            cred = broker.s3(actor.name, names, writable)
-            log.info("catalog: S3 credential for %s on %s (%s)", actor.name, names.bucket, "rw" if writable else "ro")
+            bucket = bucket_of(namespace)
+            if bucket == settings.warehouse_bucket and not (engine or who.admin):
+                return None  # the platform's own namespaces: admins and Trino only
+            cred = broker.s3_bucket(actor.name, bucket, writable)
+            log.info("catalog: S3 credential for %s on %s (%s)", actor.name, bucket, "rw" if writable else "ro")
             return cred
 
         def audit(action: str, namespace: str, outcome: str, detail: dict) -> None:

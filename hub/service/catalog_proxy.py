@@ -83,8 +83,10 @@ def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
 
 
 class CatalogProxy:
-    def __init__(self, settings: Settings, public_uri: str, mount: str):
+    def __init__(self, settings: Settings, public_uri: str, mount: str, bucket_of: Callable[[str], str] | None = None):
         self.settings = settings
+        # Which bucket a namespace's files belong in: its workspace's, or the warehouse for the platform's others.
+        self.bucket_of = bucket_of or (lambda ns: self._default_bucket(ns))
         self.mount = mount.rstrip("/")
         self.upstream = settings.catalog_uri.rstrip("/")
         self.public_uri = public_uri.rstrip("/")
@@ -161,6 +163,8 @@ class CatalogProxy:
         if doc is None:
             return
         namespace = call.namespace or ""
+        if namespace:
+            await asyncio.to_thread(self.bucket_of, namespace)  # looked up (and cached) off the event loop
         if kind == "create" or kind == "create-view":
             what = "table" if kind == "create" else "view"
             routes.check_name(doc.get("name"), what)
@@ -236,12 +240,15 @@ class CatalogProxy:
             raise routes.Refused(400, f"The metadata file {location!r} is not table metadata.")
         return doc
 
+    def _default_bucket(self, namespace: str) -> str:
+        try:
+            return WorkspaceNames.from_namespace(namespace).bucket
+        except InvalidName:
+            return self.settings.warehouse_bucket
+
     def bucket_prefix(self, namespace: str) -> str:
         """Where a namespace's files may live: its workspace's bucket (the warehouse for admins' other ones)."""
-        try:
-            return f"s3://{WorkspaceNames.from_namespace(namespace).bucket}/"
-        except InvalidName:
-            return f"s3://{self.settings.warehouse_bucket}/"
+        return f"s3://{self.bucket_of(namespace)}/"
 
     async def _view_owner(self, call: routes.Call) -> str | None:
         load = routes.Call(routes.route("GET", "view.load"), dict(call.values))

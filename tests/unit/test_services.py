@@ -46,7 +46,9 @@ def test_trino_config_for_a_single_node_lab():
     assert "-Xmx2G" in jvm
     catalog = files[Path("/lab/trino/etc/catalog/iceberg.properties")]
     assert "connector.name=iceberg" in catalog
-    assert "iceberg.rest-catalog.uri=${ENV:AGP_CATALOG_URI}" in catalog
+    assert "iceberg.rest-catalog.uri=${ENV:AGP_TRINO_CATALOG_URI}" in catalog
+    assert "iceberg.rest-catalog.vended-credentials-enabled=true" in catalog
+    assert "aws-access-key" not in catalog and "aws-secret-key" not in catalog, "Trino reads tables with vended keys"
 
 
 def test_trino_spools_large_results_to_its_own_bucket_and_prunes_them():
@@ -89,7 +91,7 @@ def test_trino_runs_on_its_own_java_with_the_shared_environment():
     )
     assert svc.env["JAVA_HOME"] == "/jdk"
     assert svc.env["PATH"].startswith("/jdk/bin:")
-    assert svc.env["AGP_CATALOG_URI"] == "http://127.0.0.1:19120/iceberg"
+    assert svc.env["AGP_TRINO_CATALOG_URI"] == "http://127.0.0.1:8091/services/workspaces/iceberg"
     assert svc.health.target == "http://127.0.0.1:8080/v1/info"
 
 
