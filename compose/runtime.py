@@ -99,8 +99,11 @@ def ensure(settings: Settings, console: Console) -> ServerFolders:
             (folders.homes, 0o711),
         ):
             _root_folder(folder, mode)
-        _install(folders, console)
-        _public_files(settings, folders)
+        # Labs, `up` and test sessions may refresh it at once. The lock is in the cache, which users cannot open.
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(settings.cache_dir / "notebook-runtime.lock"):
+            _install(folders, console)
+            _public_files(settings, folders)
     return folders
 
 
@@ -207,6 +210,18 @@ def _run(cmd: list[str], status, what: str) -> None:
         raise RuntimeBuildError(
             f"{what} failed: `{' '.join(cmd[:4])} ...` exited {proc.returncode}; it ended with:\n{out}"
         )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

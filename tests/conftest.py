@@ -3,7 +3,8 @@
 Fixtures
 --------
 settings        the lab's :class:`~agp.compose.settings.Settings` as this process sees them (session)
-lab             the running mini-lab: started once if it is not running, reused if it is (session)
+lab             the running mini-lab: started once if it is not running, reused if it is (session); its notebook
+                runtime is brought up to the source tree first (servers run agp as installed there)
 s3              a boto3 S3 client on the lab's MinIO, root keys (session)
 catalog         a pyiceberg REST catalog on the lab's Nessie (session)
 trino_conn      a ``trino`` DBAPI connection on the lab's Trino, ``iceberg`` catalog (session)
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 from hubclient import Api, HubSession, KeycloakAdmin
 
-from agp.compose import clients
+from agp.compose import clients, runtime
 from agp.compose.lab import Lab, LabError
 from agp.compose.settings import Ports, Settings
 
@@ -48,6 +49,9 @@ def lab(settings: Settings) -> Lab:
             lab.up()
         except LabError as e:
             pytest.fail(f"the mini-lab did not start: {e}", pytrace=False)
+    elif settings.run_as_os_users:
+        # Servers run agp as installed in the notebook runtime: bring it up to the source tree (quick if it is).
+        runtime.ensure(settings, lab.console)
     return lab
 
 
