@@ -3,7 +3,10 @@ notebook runtime's digests, and the spawner's traitlets with and without OS user
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,17 @@ import pytest
 from agp.compose import runtime
 from agp.compose.settings import Settings
 from agp.spawner.local import WorkspaceLocalSpawner
-from agp.spawner.osusers import MAX_LENGTH, ServerFolders, os_user_name, server_env, useradd_command
+from agp.spawner.osusers import (
+    MAX_LENGTH,
+    Account,
+    OsUserError,
+    ServerFolders,
+    ensure_account,
+    make_home,
+    os_user_name,
+    server_env,
+    useradd_command,
+)
 
 DEBIAN_NAME = re.compile(r"[a-z_][-a-z0-9_]*")  # adduser's SYS_NAME_REGEX, without the trailing $
 
@@ -160,3 +173,33 @@ def test_spawner_without_os_users_keeps_the_hub_users_name():
     assert spawner.home_dir == "/srv/homes/J.Doe@example.org"
     env = spawner.user_env({})
     assert env == {"USER": "J.Doe@example.org", "HOME": "/srv/homes/J.Doe@example.org", "SHELL": "/bin/bash"}
+
+
+def test_a_useradd_failure_is_one_sentence_for_the_user_and_the_details_for_the_log(tmp_path):
+    # The real useradd, refusing a name it cannot take (as root) or any change at all (as another user).
+    with pytest.raises(OsUserError) as failed:
+        asyncio.run(ensure_account("alice", "bad name!", tmp_path / "home"))
+    e = failed.value
+    assert str(e) == e.jupyterhub_message
+    assert str(e) == "Your server's system account could not be created; ask a platform admin to check the hub's log."
+    assert "useradd" in e.log_message and "bad name!" in e.log_message and "'alice'" in e.log_message
+    assert "exited" in e.log_message or "could not run" in e.log_message
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_home_that_is_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "home").symlink_to(tmp_path / "elsewhere")
+    account = Account("agp-x", os.getuid(), os.getgid(), tmp_path / "home")
+    with pytest.raises(OsUserError, match="home folder is not usable") as failed:
+        make_home(account)
+    assert "is not a folder" in failed.value.log_message
+
+
+def test_a_home_is_made_private_again(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    make_home(Account("agp-x", os.getuid(), os.getgid(), home))
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    make_home(Account("agp-x", os.getuid(), os.getgid(), tmp_path / "new"))
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
