@@ -402,6 +402,7 @@ class Lab:
         self._buckets()
         self._broker_user()
         self._nessie_user()
+        self._trino_user()
 
     def _db_roles(self) -> None:
         """Each service's own PostgreSQL role owning its own database (services.postgres_roles); also migrates a
@@ -465,8 +466,8 @@ class Lab:
                 http.put(f"{base}/{client['id']}", json={**client, **changes}, timeout=30).raise_for_status()
                 log.info("Keycloak client %s: %s", client["clientId"], changes)
 
-    def _broker_user(self) -> None:
-        """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""
+    def _minio_user(self, policy_name: str, policy: dict, access_key: str, secret_key: str) -> None:
+        """A MinIO user of one platform service with its own policy (idempotent: both are set again at each up)."""
         from minio.credentials import StaticProvider
         from minio.minioadmin import MinioAdmin
 
@@ -476,24 +477,27 @@ class Lab:
             credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
             secure=False,
         )
-        admin.policy_add("agp-workspaces", policy=services.broker_policy(warehouse=s.warehouse_bucket))
-        admin.user_add(c.broker_access_key, c.broker_secret_key)
-        admin.policy_set("agp-workspaces", user=c.broker_access_key)
+        admin.policy_add(policy_name, policy=policy)
+        admin.user_add(access_key, secret_key)
+        admin.policy_set(policy_name, user=access_key)
+
+    def _broker_user(self) -> None:
+        """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""
+        s, c = self.settings, self.settings.credentials
+        policy = services.broker_policy(warehouse=s.warehouse_bucket)
+        self._minio_user("agp-workspaces", policy, c.broker_access_key, c.broker_secret_key)
 
     def _nessie_user(self) -> None:
         """The catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
-        from minio.credentials import StaticProvider
-        from minio.minioadmin import MinioAdmin
-
         s, c = self.settings, self.settings.credentials
-        admin = MinioAdmin(
-            endpoint=f"{s.host}:{s.ports.minio}",
-            credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
-            secure=False,
-        )
-        admin.policy_add("agp-catalog", policy=services.nessie_policy(s.warehouse_bucket))
-        admin.user_add(c.nessie_s3_access_key, c.nessie_s3_secret_key)
-        admin.policy_set("agp-catalog", user=c.nessie_s3_access_key)
+        policy = services.nessie_policy(s.warehouse_bucket)
+        self._minio_user("agp-catalog", policy, c.nessie_s3_access_key, c.nessie_s3_secret_key)
+
+    def _trino_user(self) -> None:
+        """Trino's own MinIO user, for its spooling manager: the spooling bucket alone."""
+        s, c = self.settings, self.settings.credentials
+        policy = services.trino_policy(s.trino_spooling_bucket)
+        self._minio_user("agp-trino", policy, c.trino_s3_access_key, c.trino_s3_secret_key)
 
     def _seed_demo(self) -> None:
         """The demo workspace with both demo data scientists and one small Iceberg table, made once."""
@@ -515,8 +519,10 @@ class Lab:
         svcs = self.prepare()
         self._write_configs(svcs)
         if name == "trino":
-            # Trino spools large results to a bucket of its own, which a lab made before spooling lacks.
+            # Trino spools large results to a bucket of its own, which a lab made before spooling lacks, as a
+            # MinIO user of its own, which a lab made before that lacks.
             self._step(self._buckets, "Creating the lab's buckets")
+            self._step(self._trino_user, "Creating Trino's MinIO user")
         self.supervisor.stop_program(name)
         self.supervisor.start()  # reloads supervisord's config: the stopped service takes its new command and env
         self.supervisor.start_program(name)

@@ -125,7 +125,16 @@ def broker_policy(bucket_prefix: str = "agp-ws-", warehouse: str | None = None) 
 def nessie_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
     """The catalog's own MinIO policy: the warehouse and the workspace buckets, nothing else (no spooling bucket,
     no bucket administration)."""
-    buckets = [warehouse_bucket, f"{bucket_prefix}*"]
+    return objects_policy([warehouse_bucket, f"{bucket_prefix}*"])
+
+
+def trino_policy(spooling_bucket: str) -> dict:
+    """Trino's own MinIO policy: its spooling bucket alone. Tables come with vended credentials of their own."""
+    return objects_policy([spooling_bucket])
+
+
+def objects_policy(buckets: list[str]) -> dict:
+    """Listing and object reads and writes in ``buckets`` (names or ``prefix*``); no bucket administration."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -156,6 +165,7 @@ NOT_FOR_THE_HUB = (
     "nessie_db_password",
     "keycloak_db_password",
     "nessie_s3_secret_key",
+    "trino_s3_secret_key",
     "keycloak_admin_password",
 )
 
@@ -342,8 +352,11 @@ def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "", spool
             f"--data-dir={p.trino / 'data'}",
         ),
         cwd=p.trino,
+        # Trino holds no root key: tables come with vended credentials, spooling has a MinIO user of its own.
         env={
-            **shared_env(s),
+            **{k: v for k, v in shared_env(s).items() if k not in {"AGP_S3_ACCESS_KEY", "AGP_S3_SECRET_KEY"}},
+            "AGP_TRINO_S3_ACCESS_KEY": s.credentials.trino_s3_access_key,
+            "AGP_TRINO_S3_SECRET_KEY": s.credentials.trino_s3_secret_key,
             **java_env(java),
             "AGP_TRINO_INTERNAL_SECRET": internal_secret,
             "AGP_TRINO_SPOOLING_KEY": spooling_key,
@@ -520,8 +533,8 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
 
 
 def trino_spooling_manager(s: Settings) -> dict[str, str]:
-    """Trino's spooling manager: segments in the lab's spooling bucket on MinIO, with the root keys from the
-    environment (like the catalog), deleted when read and pruned when expired."""
+    """Trino's spooling manager: segments in the lab's spooling bucket on MinIO, as Trino's own MinIO user (keys
+    from the environment; it reaches that bucket alone), deleted when read and pruned when expired."""
     return {
         "spooling-manager.name": "filesystem",
         "fs.s3.enabled": "true",
@@ -538,8 +551,8 @@ def trino_spooling_manager(s: Settings) -> dict[str, str]:
         "s3.endpoint": "${ENV:AGP_S3_ENDPOINT}",
         "s3.region": "${ENV:AGP_S3_REGION}",
         "s3.path-style-access": "true",
-        "s3.aws-access-key": "${ENV:AGP_S3_ACCESS_KEY}",
-        "s3.aws-secret-key": "${ENV:AGP_S3_SECRET_KEY}",
+        "s3.aws-access-key": "${ENV:AGP_TRINO_S3_ACCESS_KEY}",
+        "s3.aws-secret-key": "${ENV:AGP_TRINO_S3_SECRET_KEY}",
     }
 
 

@@ -74,6 +74,10 @@ class Credentials(BaseModel):
         "agp-nessie", description="MinIO user of the catalog (Nessie): reaches the warehouse and workspace buckets only"
     )
     nessie_s3_secret_key: str = Field("agp-lab-nessie-s3-secret", description="its secret (lab-only default)")
+    trino_s3_access_key: str = Field(
+        "agp-trino", description="MinIO user of Trino's spooling manager: the spooling bucket only (tables are vended)"
+    )
+    trino_s3_secret_key: str = Field("agp-lab-trino-s3-secret", description="its secret (lab-only default)")
     nessie_db_password: str = Field("agp-lab-nessie-db", description="PostgreSQL role `nessie` (owns database nessie)")
     keycloak_db_password: str = Field(
         "agp-lab-keycloak-db", description="PostgreSQL role `keycloak` (owns database keycloak)"

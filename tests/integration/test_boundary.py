@@ -471,6 +471,34 @@ def test_trino_cannot_read_another_buckets_files_even_when_a_table_points_there(
     _b_is_intact(settings, ab)
 
 
+def test_trinos_own_s3_identity_reaches_its_spooling_bucket_alone(ab, settings, lab):
+    """Trino's process holds no root key; the MinIO user it has (for spooled results) opens no workspace bucket."""
+    import boto3
+    import psutil
+    from botocore.exceptions import ClientError
+
+    (proc,) = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "io.trino.server.TrinoServer" in " ".join(p.info["cmdline"] or [])
+    ]
+    env = proc.environ()
+    assert settings.credentials.s3_secret_key not in env.values(), "Trino holds MinIO's root key"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=env["AGP_TRINO_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["AGP_TRINO_S3_SECRET_KEY"],
+    )
+    s3.list_objects_v2(Bucket=settings.trino_spooling_bucket, MaxKeys=1)
+    for bucket in (f"agp-ws-{ab['b']}", settings.warehouse_bucket):
+        COUNTS["attempts"] += 1
+        with pytest.raises(ClientError):
+            s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        COUNTS["denials"] += 1
+
+
 def test_trino_still_reads_and_writes_its_own_workspace_with_vended_credentials(ab):
     conn = broker_trino(ab["alice"])
     _rows(conn, f'CREATE TABLE "{ab["sa"]}".written AS SELECT 1 AS x')

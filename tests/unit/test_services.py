@@ -66,8 +66,8 @@ def test_trino_spools_large_results_to_its_own_bucket_and_prunes_them():
         "s3.endpoint=${ENV:AGP_S3_ENDPOINT}\n"
         "s3.region=${ENV:AGP_S3_REGION}\n"
         "s3.path-style-access=true\n"
-        "s3.aws-access-key=${ENV:AGP_S3_ACCESS_KEY}\n"
-        "s3.aws-secret-key=${ENV:AGP_S3_SECRET_KEY}\n"
+        "s3.aws-access-key=${ENV:AGP_TRINO_S3_ACCESS_KEY}\n"
+        "s3.aws-secret-key=${ENV:AGP_TRINO_S3_SECRET_KEY}\n"
     )
     assert "agp-lab-root" not in "".join(files.values()), "S3 keys come from Trino's environment, not its files"
 
@@ -76,9 +76,17 @@ def test_trino_gets_its_spooling_key_from_the_environment():
     svc = services.trino(SETTINGS, PATHS, JDK, internal_secret="internal", spooling_key="c3Bvb2w=")
     assert svc.env["AGP_TRINO_SPOOLING_KEY"] == "c3Bvb2w="
     assert svc.env["AGP_TRINO_INTERNAL_SECRET"] == "internal"
-    for key in ("AGP_S3_ENDPOINT", "AGP_S3_REGION", "AGP_S3_ACCESS_KEY", "AGP_S3_SECRET_KEY"):
+    for key in ("AGP_S3_ENDPOINT", "AGP_S3_REGION", "AGP_TRINO_S3_ACCESS_KEY", "AGP_TRINO_S3_SECRET_KEY"):
         assert svc.env[key], f"spooling-manager.properties expands {key}"
+    assert "AGP_S3_ACCESS_KEY" not in svc.env and "AGP_S3_SECRET_KEY" not in svc.env, "Trino holds no root key"
+    assert SETTINGS.credentials.s3_secret_key not in svc.env.values()
     assert svc.endpoints["spooling"] == "s3://agp-trino-spooling/"
+
+
+def test_trinos_own_minio_user_reaches_its_spooling_bucket_alone():
+    policy = services.trino_policy("agp-trino-spooling")
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {"arn:aws:s3:::agp-trino-spooling", "arn:aws:s3:::agp-trino-spooling/*"}
 
 
 def test_trino_runs_on_its_own_java_with_the_shared_environment():
