@@ -5,8 +5,10 @@ alice's kernel (in her server, started through the hub) walks every file under t
 and reports each place where a lab secret appears: the secret fields of the lab's credentials, the private keys and
 secrets of ``<lab>/secrets``, the hub's cookie secret and crypt key, the proxy's auth token, and the hub API tokens of
 every process that is not hers (bob's server, the workspace service, ...). The test itself (root) collects those values.
-It also checks that the kernel is not root, cannot write the runtime it runs from, and that ``pip install`` goes to
-the user's own site. It prints attempts, denials and leaks.
+A credential still at its published default (``Credentials``' literal, in the README and in every copy of the source)
+is reported apart: file modes cannot hide a value the source prints. It also checks that the kernel is not root,
+cannot write the runtime it runs from, that ``%pip install`` goes to the user's own site, and that a Keycloak name
+that is no OS name gets an account and a 0700 home of its own. It prints attempts, denials and leaks.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import uuid
 import psutil
 import pytest
 from conftest import remove_workspace
+from hubclient import Api, HubSession
 from kernelclient import NotebookKernel
 
 from agp.compose.keys import KeyPaths
 from agp.compose.settings import Credentials
+from agp.spawner.osusers import os_user_name
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +299,42 @@ def test_pip_install_goes_to_the_users_own_site(kernel):
     )
     assert not reply.errors, (reply.errors, reply.text)
     assert reply.text.strip() == "42 True", reply.text
+
+
+def test_a_keycloak_name_that_is_no_os_name_gets_an_account_of_its_own(hub_url, keycloak_admin, admin_api, workspace):
+    """A hub user named ``o.neill.<hex>`` (dots: not an OS name) spawns as ``agp-o-neill-<hex>_<hash>``, in a 0700
+    home of its own, and the server's environment keeps the user's files in that home."""
+    name = f"o.neill.{uuid.uuid4().hex[:6]}"
+    user_id = keycloak_admin.create_user(name, "oneill-pass-1")
+    session = HubSession(hub_url)
+    try:
+        r = admin_api("PUT", f"/workspaces/{workspace}/members/{name}", json={"role": "viewer"})
+        assert r.status_code == 200, r.text
+        session.login(name, "oneill-pass-1")
+        api = Api(hub_url, session.new_token(name))
+        r = api.hub("POST", f"/users/{name}/servers/{workspace}")
+        assert r.status_code in (201, 202), r.text
+        api.wait_server(name, workspace)
+        nb = NotebookKernel.new_notebook(api.http, f"{hub_url}/user/{name}/{workspace}", "whoami.ipynb")
+        reply = nb.execute(
+            "import os, pwd, stat, sys, json\n"
+            "home = os.environ['HOME']\n"
+            "print(json.dumps({'name': pwd.getpwuid(os.getuid()).pw_name, 'home': home, 'cwd': os.getcwd(),\n"
+            "  'mode': oct(stat.S_IMODE(os.stat(home).st_mode)), 'owner': os.stat(home).st_uid == os.getuid(),\n"
+            "  'env': {k: os.environ.get(k, '') for k in ('JUPYTER_RUNTIME_DIR', 'TMPDIR', 'PYTHONUSERBASE')},\n"
+            "  'python': sys.executable}))"
+        )
+        nb.shutdown()
+        assert not reply.errors, reply.errors
+        seen = json.loads(reply.text)
+        print(f"\nhub user {name!r} runs as {seen['name']!r} in {seen['home']} ({seen['mode']})")
+        assert seen["name"] == os_user_name(name) and re.fullmatch(
+            r"agp-o-neill-[0-9a-f]{6}_[0-9a-f]{10}", seen["name"]
+        )
+        assert seen["home"].endswith("/" + seen["name"]) and seen["mode"] == "0o700" and seen["owner"]
+        assert seen["cwd"].startswith(seen["home"] + "/workspaces/")
+        assert all(v.startswith(seen["home"] + "/") for v in seen["env"].values()), seen["env"]
+        assert not seen["python"].startswith("/root/")
+        api.hub("DELETE", f"/users/{name}/servers/{workspace}")
+    finally:
+        keycloak_admin.delete_user(user_id)
