@@ -19,6 +19,8 @@ MINIO_RELEASE = "RELEASE.2025-10-15T17-29-55Z"
 CHP_VERSION = "5.3.0"  # configurable-http-proxy, JupyterHub's proxy, from npm
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_MODULE_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+# mc, MinIO's client, built into compose's MinIO image for its one-shot set-up (the lab uses the minio package).
+MC_MODULE_VERSION = "v0.0.0-20250313080218-cf909e1063a9"
 
 # The lowest Java each service runs on; the lab picks the lowest installed JDK that fits.
 JAVA_MAJOR = {"trino": 24, "nessie": 21, "keycloak": 17}

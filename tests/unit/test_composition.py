@@ -8,6 +8,7 @@ No service is started: the compose file is read with ``yaml.safe_load`` and comp
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from agp.compose import versions
-from agp.compose.services import CONFIG_DIR, shared_env
+from agp.compose.services import CONFIG_DIR, nessie_policy, shared_env
 from agp.compose.settings import DB_ROLES, Ports, Settings
 
 COMPOSE_FILE = CONFIG_DIR.parent / "docker-compose.yml"
@@ -223,6 +224,25 @@ def test_minio_image_is_built_at_the_pinned_module_version():
     )
 
 
+def test_minio_image_carries_the_pinned_mc():
+    build = service("minio")["build"]
+    assert (build.get("args") or {}).get("MC_MODULE_VERSION") == versions.MC_MODULE_VERSION
+    dockerfile = (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+    defaults = set(re.findall(r"^ARG MC_MODULE_VERSION=(\S+)", dockerfile.read_text(), re.MULTILINE))
+    assert defaults == {versions.MC_MODULE_VERSION}, f"{dockerfile}: ARG MC_MODULE_VERSION defaults to {defaults}"
+    assert service("minio-init").get("image") == service("minio").get("image"), "minio-init runs mc of that image"
+
+
+def test_minio_init_gives_nessie_the_labs_user_and_policy(lab_settings):
+    env = environment("minio-init")
+    c = lab_settings.credentials
+    assert (env["AGP_NESSIE_S3_ACCESS_KEY"], env["AGP_NESSIE_S3_SECRET_KEY"]) == (
+        c.nessie_s3_access_key,
+        c.nessie_s3_secret_key,
+    )
+    assert json.loads(env["AGP_NESSIE_POLICY"]) == nessie_policy(lab_settings.warehouse_bucket)
+
+
 def test_minio_dockerfile_defaults_to_the_pinned_module_version():
     build = service("minio")["build"]
     dockerfile = (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
@@ -290,8 +310,8 @@ def test_shared_values_that_do_not_name_the_host_are_the_labs(lab_settings):
         ("minio", "MINIO_ROOT_USER", "credentials.s3_access_key"),
         ("minio", "MINIO_ROOT_PASSWORD", "credentials.s3_secret_key"),
         ("minio", "MINIO_REGION", "s3_region"),
-        ("minio-init", "AWS_ACCESS_KEY_ID", "credentials.s3_access_key"),
-        ("minio-init", "AWS_SECRET_ACCESS_KEY", "credentials.s3_secret_key"),
+        ("minio-init", "AGP_ROOT_USER", "credentials.s3_access_key"),
+        ("minio-init", "AGP_ROOT_PASSWORD", "credentials.s3_secret_key"),
         ("minio-init", "AGP_WAREHOUSE_BUCKET", "warehouse_bucket"),
         ("keycloak", "KC_DB_PASSWORD", "credentials.keycloak_db_password"),
         ("keycloak", "KC_BOOTSTRAP_ADMIN_USERNAME", "credentials.keycloak_admin"),
