@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import pwd
+import stat
 from pathlib import Path
 
 import psutil
@@ -12,8 +14,11 @@ pytestmark = pytest.mark.integration
 
 
 def _server_env(api, user: str, server: str) -> dict[str, str]:
-    pid = api.hub("GET", f"/users/{user}").json()["servers"][server]["state"]["pid"]
-    return psutil.Process(pid).environ()
+    return psutil.Process(_server_pid(api, user, server)).environ()
+
+
+def _server_pid(api, user: str, server: str) -> int:
+    return api.hub("GET", f"/users/{user}").json()["servers"][server]["state"]["pid"]
 
 
 def test_a_member_spawns_a_server_with_the_workspace_environment(user_api, admin_api, settings):
@@ -36,7 +41,14 @@ def test_a_member_spawns_a_server_with_the_workspace_environment(user_api, admin
         assert env["AGP_TRINO_HOST"] == settings.host and env["AGP_TRINO_PORT"] == str(settings.ports.trino)
         assert env["AGP_S3_ENDPOINT"] == settings.s3_endpoint and env["AGP_S3_BUCKET"] == "agp-ws-demo"
         assert env["AGP_CATALOG_URI"] == settings.catalog_uri
-        assert env["HOME"] == str(settings.lab_dir / "homes" / "alice")
+        if settings.run_as_os_users:  # alice's servers run as agp-alice, in a home only that user can read
+            home = settings.servers_root / "homes" / "agp-alice"
+            assert env["HOME"] == str(home) and env["USER"] == "agp-alice"
+            info = psutil.Process(_server_pid(admin_api, "alice", "demo"))
+            assert info.uids().real == info.uids().effective == pwd.getpwnam("agp-alice").pw_uid
+            assert home.stat().st_uid == info.uids().real and stat.S_IMODE(home.stat().st_mode) == 0o700
+        else:
+            assert env["HOME"] == str(settings.lab_dir / "homes" / "alice")
         assert Path(env["HOME"], "workspaces", "demo").is_dir()
         secrets = {settings.credentials.s3_secret_key, settings.credentials.postgres_password}
         assert not [k for k, v in env.items() if any(s in v for s in secrets)], "no long-lived secret in a server"
