@@ -3,17 +3,24 @@ change on a client. :meth:`agp.compose.lab.Lab._ensure_realm_clients` applies it
 every ``up``, so a realm imported by an older lab gets the same hardening as a new one.
 
 Keycloak adds built-in clients to every realm (admin-cli, account, account-console, broker, realm-management,
-security-admin-console). The platform uses two clients of its own and keeps three built-ins:
+security-admin-console). The platform uses two clients of its own, ``jupyterhub`` (the hub's login: code flow with
+PKCE, confidential) and ``agp-services`` (client credentials), and keeps one built-in, ``realm-management``
+(bearer-only: it holds the realm's admin roles and issues no token). Every other client is disabled: a disabled
+client issues no token at all. No client offers the password grant (direct access), the implicit flow or the device
+grant, so a user types her password into Keycloak's own form only, and only the hub's confidential client turns
+that into a token, which the hub keeps.
 
-- ``account-console``: the one place where a user changes her password and ends her sessions (public, code flow
-  with PKCE only). Its tokens carry the ``account`` audience, which no platform service accepts: Nessie admits the
-  ``agp-services`` client only, Trino trusts the broker's JWTs, not Keycloak's, and the hub its own client's logins.
-- ``account``: Keycloak serves no account console while this client is disabled ("account management not
-  enabled"); it keeps no flow of its own (the console logs in through ``account-console``).
-- ``realm-management``: bearer-only; it holds the realm's admin roles and issues no token.
+``account-console`` (and ``account``, without which Keycloak serves no account console) are disabled too:
 
-Every other client is disabled (a disabled client issues no token at all), and no client offers the password grant
-(direct access), the implicit flow or the device grant.
+- Users imported from the realm file hold no account role (``manage-account``): the console's API answered them
+  401 before this change, so it served no one.
+- A password is changed on Keycloak's own login pages, which the hub's login reaches: an admin sets the
+  ``UPDATE_PASSWORD`` required action and the user picks a new password at her next login (tested); sessions end
+  at the hub's logout.
+- With it enabled, any user could get a token of the realm for herself from a public client. Nessie refuses such
+  tokens (audience and principal), but no token in a notebook's hands is better than a refused one. To offer the
+  console, add ``"account-console": Grants(standard_flow=True, public=True)`` and ``"account": Grants(public=True)``
+  below and give users the ``manage-account`` role.
 """
 
 from __future__ import annotations
@@ -31,8 +38,6 @@ class Grants:
 CLIENTS: dict[str, Grants] = {
     "jupyterhub": Grants(standard_flow=True),  # the hub's login: code flow with PKCE, confidential
     "agp-services": Grants(service_accounts=True),  # platform services to the catalog: client credentials
-    "account-console": Grants(standard_flow=True, public=True),  # users change their password, see sessions
-    "account": Grants(public=True),  # no flow: it only has to exist (enabled) for the account console to exist
     "realm-management": Grants(),  # bearer-only holder of the realm's admin roles
 }
 

@@ -33,16 +33,12 @@ from agp.compose.settings import DB_ROLES, Settings
 
 pytestmark = pytest.mark.integration
 
-# The realm's clients that may issue tokens, with their grants; every other client of the realm is disabled.
-# account-console stays: it is where a user changes her password and ends her sessions; its tokens carry the
-# `account` audience, which no platform service accepts (Nessie admits `agp-services` only; Trino trusts the broker's
-# JWTs, not Keycloak's; the hub accepts its own client's logins only).
+# The realm's clients that stay enabled, with their grants; every other client of the realm is disabled, among
+# them account-console (agp.compose.realm says why): no client that a user drives alone issues her a token.
 ALLOWED_CLIENTS = {
     # client: (standard flow, direct access (password grant), service accounts, implicit, public, device grant)
     "jupyterhub": (True, False, False, False, False, False),
     "agp-services": (False, False, True, False, False, False),
-    "account-console": (True, False, False, False, True, False),
-    "account": (False, False, False, False, True, False),  # must be enabled for the account console to exist
     "realm-management": (False, False, False, False, False, False),  # bearer-only: holds the realm's admin roles
 }
 
@@ -151,15 +147,11 @@ def test_nessie_admits_the_platforms_service_identity(lab, settings):
         clients.load_catalog(settings).drop_namespace(tuple(ns))
 
 
-@pytest.mark.parametrize("client_id", ["account-console", "jupyterhub"])
-def test_nessie_refuses_a_users_own_token(lab, settings, client_id):
-    # account-console is public: any user gets a token from it with her password. A token of the hub's client is
-    # what the hub holds for a user; Nessie must refuse both, for reads and for writes.
-    redirect = {
-        "account-console": f"{settings.keycloak_issuer}/account/",
-        "jupyterhub": f"{settings.hub_url}/hub/oauth_callback",
-    }[client_id]
-    secret = settings.credentials.hub_client_secret if client_id == "jupyterhub" else None
+def test_nessie_refuses_a_users_own_token(lab, settings):
+    # A user's token of the realm, as the hub holds it after her login (the hub's client; before this change any
+    # user also got one from the public account-console or admin-cli clients): Nessie refuses it, reads and writes.
+    redirect, secret = f"{settings.hub_url}/hub/oauth_callback", settings.credentials.hub_client_secret
+    client_id = "jupyterhub"
     token = code_flow_token(settings, client_id, redirect, settings.credentials.demo_password, secret)
     calls = nessie_calls(settings, token, f"t_{uuid.uuid4().hex[:10]}")
     let_in = {name: r.status_code for name, r in calls.items() if r.status_code < 400}
@@ -269,6 +261,45 @@ def test_no_client_gives_a_user_a_token_for_her_password(keycloak_admin, setting
         if r.status_code == 200 or "access_token" in r.text:
             got[client_id] = r.status_code
     assert ids and not got, f"the password grant gave alice a token through {sorted(got)}"
+
+
+def test_a_user_changes_her_password_through_the_hubs_login_without_the_account_console(keycloak_admin, settings):
+    # The account console is disabled: an admin asks for a new password (required action), and the user sets it on
+    # Keycloak's own pages during her next login through the hub.
+    from hubclient import HubSession, LoginFailed
+
+    username, old, new = f"pw-{uuid.uuid4().hex[:8]}", "first-Passw0rd", "second-Passw0rd"
+    user_id = keycloak_admin.create_user(username, old)
+    try:
+        r = keycloak_admin.http.put(
+            f"{keycloak_admin.base}/users/{user_id}", json={"requiredActions": ["UPDATE_PASSWORD"]}, timeout=30
+        )
+        assert r.status_code == 204, r.text
+        session = HubSession(settings.hub_url)
+        page = session.get("/hub/oauth_login?next=%2Fhub%2Fhome")
+        form = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page.text)
+        assert form, page.text[:300]
+        r = session.http.post(
+            html.unescape(form.group(1)), data={"username": username, "password": old}, allow_redirects=False
+        )
+        if r.is_redirect:  # Keycloak's required-action page
+            session._insecure()
+            r = session.get(r.headers["location"])
+        update = re.search(r'<form[^>]*id="kc-passwd-update-form"[^>]*action="([^"]+)"', r.text)
+        assert update, f"no update-password form after login (HTTP {r.status_code})"
+        r = session.http.post(
+            html.unescape(update.group(1)),
+            data={"password-new": new, "password-confirm": new},
+            allow_redirects=False,
+        )
+        assert r.is_redirect, f"Keycloak did not take the new password: HTTP {r.status_code}"
+        session._insecure()
+        assert session.get(r.headers["location"]).url.endswith("/hub/home")
+        with pytest.raises(LoginFailed):
+            HubSession(settings.hub_url).login(username, old)
+        HubSession(settings.hub_url).login(username, new)
+    finally:
+        keycloak_admin.delete_user(user_id)
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL

@@ -38,12 +38,11 @@ def test_a_compliant_client_is_left_alone():
     assert hardening(client) == {}
 
 
-def test_the_account_console_keeps_its_code_flow_only():
+def test_the_hubs_client_keeps_its_code_flow_only_and_other_attributes():
     changes = hardening(
         {
-            "clientId": "account-console",
+            "clientId": "jupyterhub",
             "enabled": True,
-            "publicClient": True,
             "standardFlowEnabled": True,
             "implicitFlowEnabled": True,
             "directAccessGrantsEnabled": True,
@@ -53,7 +52,12 @@ def test_the_account_console_keeps_its_code_flow_only():
     assert changes["directAccessGrantsEnabled"] is False and changes["implicitFlowEnabled"] is False
     assert changes["attributes"]["oauth2.device.authorization.grant.enabled"] == "false"
     assert changes["attributes"]["pkce.code.challenge.method"] == "S256"  # other attributes are kept
-    assert "standardFlowEnabled" not in changes and "publicClient" not in changes
+    assert "standardFlowEnabled" not in changes and "enabled" not in changes
+
+
+@pytest.mark.parametrize("client_id", ["account-console", "account", "security-admin-console", "broker"])
+def test_built_ins_the_platform_does_not_use_are_disabled(client_id):
+    assert hardening({"clientId": client_id, "enabled": True, "publicClient": True})["enabled"] is False
 
 
 def test_the_services_client_gets_client_credentials_only():
