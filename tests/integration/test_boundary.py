@@ -532,6 +532,102 @@ def test_a_realm_token_of_another_client_is_not_trinos(ab, settings, hub_url):
     assert got[0] == 401
 
 
+# -- 6. what the source publishes opens nothing
+
+
+def _published(field: str) -> str:
+    """A credential's literal default in the source (and so in every copy of this repository)."""
+    from agp.compose.settings import Credentials
+
+    return Credentials.model_fields[field].default
+
+
+def test_the_published_default_credentials_open_no_service(settings):
+    """A notebook knows this repository: every service must refuse the credentials it prints as defaults (the lab
+    makes its own at its first start). Only the demo users' password is public on purpose."""
+    import boto3
+    import psycopg
+    import requests as http
+    from botocore.exceptions import ClientError
+
+    def minio(access: str, secret: str) -> None:
+        boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint,
+            region_name=settings.s3_region,
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+        ).list_buckets()
+
+    def postgres(user: str, password: str) -> None:
+        psycopg.connect(
+            host=settings.host,
+            port=settings.ports.postgres,
+            dbname="postgres",
+            user=user,
+            password=password,
+            connect_timeout=5,
+        ).close()
+
+    def keycloak(data: dict, realm: str | None = None) -> None:
+        url = (
+            settings.keycloak_token_url
+            if realm is None
+            else settings.url("keycloak", f"/realms/{realm}/protocol/openid-connect/token")
+        )
+        r = http.post(url, data=data, timeout=30)
+        r.raise_for_status()
+
+    from agp.compose.settings import DB_ROLES
+
+    attempts = {
+        "MinIO root": lambda: minio(_published("s3_access_key"), _published("s3_secret_key")),
+        "MinIO broker user": lambda: minio(_published("broker_access_key"), _published("broker_secret_key")),
+        "MinIO catalog user": lambda: minio(_published("nessie_s3_access_key"), _published("nessie_s3_secret_key")),
+        "MinIO Trino user": lambda: minio(_published("trino_s3_access_key"), _published("trino_s3_secret_key")),
+        "PostgreSQL superuser": lambda: postgres(_published("postgres_user"), _published("postgres_password")),
+        "PostgreSQL nessie": lambda: postgres(DB_ROLES["nessie"], _published("nessie_db_password")),
+        "PostgreSQL keycloak": lambda: postgres(DB_ROLES["keycloak"], _published("keycloak_db_password")),
+        "PostgreSQL hub": lambda: postgres(DB_ROLES["jupyterhub"], _published("hub_db_password")),
+        "PostgreSQL workspace service": lambda: postgres(DB_ROLES["agp"], _published("workspaces_db_password")),
+        "Keycloak admin": lambda: keycloak(
+            {
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": _published("keycloak_admin"),
+                "password": _published("keycloak_admin_password"),
+            },
+            realm="master",
+        ),
+        "Keycloak agp-services client": lambda: keycloak(
+            {
+                "grant_type": "client_credentials",
+                "client_id": "agp-services",
+                "client_secret": _published("services_client_secret"),
+            }
+        ),
+        "Keycloak jupyterhub client": lambda: keycloak(
+            {
+                "grant_type": "client_credentials",
+                "client_id": "jupyterhub",
+                "client_secret": _published("hub_client_secret"),
+            }
+        ),
+    }
+    opened = []
+    for what, fn in attempts.items():
+        COUNTS["attempts"] += 1
+        try:
+            fn()
+        except (ClientError, psycopg.OperationalError, http.HTTPError):
+            COUNTS["denials"] += 1
+        else:
+            opened.append(what)
+    if opened:
+        COUNTS["leaks"] += len(opened) - 1
+        _leak(f"the published default credentials open {', '.join(opened)}")
+
+
 def test_boundary_suite_shows_zero_leaks():
     print(f"\nboundary suite so far: {COUNTS}")
     assert COUNTS["attempts"] > 100
