@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from . import catalog_routes as routes
 
 log = logging.getLogger(__name__)
 
-FORWARDED_HEADERS = {"content-type", "accept", "x-iceberg-access-delegation", "user-agent", "if-none-match"}
+# Not X-Iceberg-Access-Delegation: the catalog is never asked to lend its own S3 rights; the proxy vends.
+FORWARDED_HEADERS = {"content-type", "accept", "user-agent", "if-none-match"}
+# Config keys through which a catalog lends S3 rights: signers, keys, tokens.
+_LENT = re.compile(r"^s3\.(remote-signing|signer)|access-key|secret|session-token|token$|^client\.refresh-credentials")
 
 
 @dataclass(frozen=True)
@@ -317,12 +321,14 @@ class CatalogProxy:
 
     @staticmethod
     def _strip_signing(doc: dict) -> dict:
-        """Clients sign their S3 requests with their own bucket-scoped credential: Nessie's remote signing would
-        lend them Nessie's rights to every bucket, and send them to Nessie, which they cannot reach."""
+        """Clients sign their S3 requests with their own bucket-scoped credential: whatever the catalog itself would
+        lend (remote signing with its rights to every bucket, or credentials it vends from its own S3 identity) is
+        taken out before the caller's own credential is put in."""
         config = doc.get("config")
         if isinstance(config, dict):
-            for key in ("s3.remote-signing-enabled", "s3.signer.uri", "s3.signer.endpoint", "s3.signer"):
+            for key in [k for k in config if _LENT.search(k)]:
                 config.pop(key, None)
+        doc.pop("storage-credentials", None)
         return doc
 
     @staticmethod

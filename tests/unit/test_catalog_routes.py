@@ -204,3 +204,27 @@ def test_every_route_has_an_action_and_distinct_method_and_template():
     assert all(r.action for r in ROUTES)
     for a, b in itertools.combinations(ROUTES, 2):
         assert (a.method, a.template) != (b.method, b.template)
+
+
+def test_what_the_catalog_would_lend_is_taken_out_of_a_table_answer():
+    from agp.hub.service.catalog_proxy import CatalogProxy
+
+    doc = {
+        "metadata": {},
+        "config": {
+            "s3.endpoint": "http://minio",
+            "s3.remote-signing-enabled": "true",
+            "s3.signer.uri": "http://nessie",
+            "s3.access-key-id": "NESSIE",
+            "s3.secret-access-key": "NESSIE-SECRET",
+            "s3.session-token": "T",
+            "client.refresh-credentials-endpoint": "http://nessie/creds",
+            "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        },
+        "storage-credentials": [{"prefix": "s3://", "config": {"s3.access-key-id": "NESSIE"}}],
+    }
+    out = CatalogProxy._strip_signing(doc)
+    assert out == {
+        "metadata": {},
+        "config": {"s3.endpoint": "http://minio", "io-impl": "org.apache.iceberg.aws.s3.S3FileIO"},
+    }
