@@ -91,6 +91,15 @@ def ensure(paths: KeyPaths, host: str) -> None:
         _private(paths.spooling_key, base64.b64encode(secrets.token_bytes(32)))
 
 
+def ensure_secrets(folder: Path, names: list[str]) -> None:
+    """Random secrets made once, one file each, readable by their owner only (the lab's generated credentials);
+    URL-safe text, so that they fit in database URLs, SQL literals and supervisord's config as they are."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in names:
+        if not (folder / name).exists():
+            _private(folder / name, secrets.token_urlsafe(32).encode())
+
+
 @functools.lru_cache(maxsize=4)
 def _signing_key(private_pem: bytes) -> rsa.RSAPrivateKey:
     # Loading an RSA key checks it, which costs tens of milliseconds: do it once per key, not per token.

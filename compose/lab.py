@@ -31,7 +31,7 @@ from . import clients, fetch, health, java, keys, ports, runtime, services, vers
 from .keys import KeyPaths
 from .realm import hardening
 from .services import LabPaths, Service
-from .settings import Settings
+from .settings import GENERATED_CREDENTIALS, Settings
 from .supervise import DEAD, Supervisor
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,10 @@ class Lab:
         self._install_proxy()
         self.paths.hub.mkdir(parents=True, exist_ok=True)
         keys.ensure(KeyPaths(self.settings.keys_dir), self.settings.host)
+        # The services' own credentials (GENERATED_CREDENTIALS): random per lab, not the published defaults.
+        given = self.settings.credentials.model_fields_set
+        keys.ensure_secrets(self.settings.keys_dir, [n for f, n in GENERATED_CREDENTIALS.items() if f not in given])
+        self.settings.load_generated_credentials()
         if not self.settings.trino_rules_path.exists():
             # Never start Trino without a rules file: no file would mean allow-all. The workspace service
             # rewrites it from the membership table as soon as it runs.

@@ -73,7 +73,9 @@ class Credentials(BaseModel):
     nessie_s3_access_key: str = Field(
         "agp-nessie", description="MinIO user of the catalog (Nessie): reaches the warehouse and workspace buckets only"
     )
-    nessie_s3_secret_key: str = Field("agp-lab-nessie-s3-secret", description="its secret (lab-only default)")
+    nessie_s3_secret_key: str = Field(
+        "agp-lab-nessie-s3-secret", description="its secret; a lab generates its own (GENERATED_CREDENTIALS)"
+    )
     trino_s3_access_key: str = Field(
         "agp-trino", description="MinIO user of Trino's spooling manager: the spooling bucket only (tables are vended)"
     )
@@ -95,6 +97,17 @@ class Credentials(BaseModel):
 DB_ROLES = {"nessie": "nessie", "keycloak": "keycloak", "jupyterhub": "jupyterhub", "agp": "agp_workspaces"}
 # The database whose tables the hub's role may read: its spawner and home page read workspaces and members.
 HUB_READS = "agp"
+
+# Credentials that a lab generates once into its secrets folder (files of random text, readable by their owner only)
+# in place of the published defaults above; a value given explicitly (environment, YAML, keyword) wins, and
+# docker-compose keeps the defaults. Credentials field -> file in ``Settings.keys_dir``.
+GENERATED_CREDENTIALS = {
+    "nessie_db_password": "postgres-nessie.password",
+    "keycloak_db_password": "postgres-keycloak.password",
+    "hub_db_password": "postgres-jupyterhub.password",
+    "workspaces_db_password": "postgres-agp_workspaces.password",
+    "nessie_s3_secret_key": "minio-agp-nessie.secret",
+}
 
 
 class Settings(BaseSettings):
@@ -150,6 +163,24 @@ class Settings(BaseSettings):
         "python3 with agp installed from the source tree, and the Spark jars; built by `agp lab up`, shared by the "
         "labs that share cache_dir; default /var/lib/agp/runtime-<hash of cache_dir>",
     )
+
+    @model_validator(mode="after")
+    def _generated_credentials(self) -> Settings:
+        return self.load_generated_credentials()
+
+    def load_generated_credentials(self) -> Settings:
+        """Take each credential of :data:`GENERATED_CREDENTIALS` that was not given explicitly from the lab's secrets
+        folder, where the lab made it; a file this process cannot read (not made yet, another user's) is skipped."""
+        for field, name in GENERATED_CREDENTIALS.items():
+            if field in self.credentials.model_fields_set:
+                continue
+            try:
+                value = (self.keys_dir / name).read_text().strip()
+            except OSError:
+                continue
+            if value:
+                setattr(self.credentials, field, value)
+        return self
 
     @field_validator("lab_dir", "cache_dir", mode="after")
     @classmethod

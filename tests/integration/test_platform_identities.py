@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from agp.compose import clients
 from agp.compose.lab import Lab
-from agp.compose.settings import DB_ROLES, Settings
+from agp.compose.settings import DB_ROLES, Credentials, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -332,6 +332,19 @@ def test_each_service_role_owns_its_database_and_nothing_more(lab, settings):
                 "current_user::regrole"
             ).fetchall()
             assert not strays, f"objects in database {database} not owned by {role}: {strays[:5]}"
+
+
+def test_the_published_default_credentials_of_the_services_open_nothing(lab, settings):
+    # The lab generated its services' own credentials (GENERATED_CREDENTIALS): the defaults in the source, which
+    # anyone can read, are refused by PostgreSQL and MinIO.
+    defaults = Credentials()
+    for database, role in DB_ROLES.items():
+        url = settings.database_url(database, driver="postgresql", role=role)
+        url = url.replace(f":{settings.db_password(role)}@", f":{Settings(lab_dir='/nowhere').db_password(role)}@")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(url, connect_timeout=10).close()
+    nessie = _s3_as(settings, defaults.nessie_s3_access_key, defaults.nessie_s3_secret_key)
+    assert _denied(lambda: nessie.list_objects_v2(Bucket=settings.warehouse_bucket, MaxKeys=1))
 
 
 @pytest.mark.parametrize("role", sorted(DB_ROLES.values()))

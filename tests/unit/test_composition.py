@@ -185,10 +185,12 @@ def placeholder_params() -> list:
 
 
 @pytest.fixture
-def lab_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+def lab_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     """The lab's default settings, whatever AGP_* variables this process was started with."""
     for key in [k for k in os.environ if k.startswith("AGP_")]:
         monkeypatch.delenv(key)
+    # A lab folder of its own: a lab on this machine generated credentials of its own, compose has the defaults.
+    monkeypatch.setenv("AGP_LAB_DIR", str(tmp_path / "lab"))
     return Settings()
 
 

@@ -158,3 +158,37 @@ def test_the_hubs_settings_hold_no_superuser_nor_other_services_secrets(s):
     assert (c.postgres_password, c.nessie_db_password, c.keycloak_db_password, c.nessie_s3_secret_key) == ("",) * 4
     assert c.workspaces_db_password and c.hub_db_password and c.services_client_secret
     assert s.credentials.postgres_password == "agp-lab-postgres"  # the lab's own settings are untouched
+
+
+# ------------------------------------------------------------------------------------------------ generated secrets
+def test_a_lab_uses_the_credentials_it_generated_and_an_explicit_one_wins(tmp_path, monkeypatch):
+    from agp.compose import keys
+    from agp.compose.settings import GENERATED_CREDENTIALS
+
+    s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    assert s.credentials.nessie_db_password == "agp-lab-nessie-db"  # nothing generated yet: the default
+    keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))
+    files = {f: (s.keys_dir / n) for f, n in GENERATED_CREDENTIALS.items()}
+    assert {oct(p.stat().st_mode & 0o777) for p in files.values()} == {"0o600"}
+    again = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    for field, path in files.items():
+        assert getattr(again.credentials, field) == path.read_text() and len(path.read_text()) >= 40
+    assert again.db_url.startswith(
+        f"postgresql+psycopg://agp_workspaces:{files['workspaces_db_password'].read_text()}@"
+    )
+    keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))  # made once: kept on the next up
+    assert Settings(lab_dir=tmp_path / "lab").credentials == again.credentials
+    monkeypatch.setenv("AGP_CREDENTIALS__NESSIE_DB_PASSWORD", "from-the-environment")
+    assert Settings(lab_dir=tmp_path / "lab").credentials.nessie_db_password == "from-the-environment"
+
+
+def test_the_hubs_settings_file_keeps_its_blanks_when_read_back(tmp_path):
+    from agp.compose import keys
+    from agp.compose.settings import GENERATED_CREDENTIALS
+
+    s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))
+    s.load_generated_credentials()
+    read_back = Settings.model_validate_json(services.hub_settings(s).model_dump_json())
+    assert read_back.credentials.nessie_db_password == "" and read_back.credentials.nessie_s3_secret_key == ""
+    assert read_back.credentials.workspaces_db_password == s.credentials.workspaces_db_password
