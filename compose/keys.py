@@ -91,13 +91,17 @@ def ensure(paths: KeyPaths, host: str) -> None:
         _private(paths.spooling_key, base64.b64encode(secrets.token_bytes(32)))
 
 
-def ensure_secrets(folder: Path, names: list[str]) -> None:
+def ensure_secrets(folder: Path, names: list[str]) -> list[str]:
     """Random secrets made once, one file each, readable by their owner only (the lab's generated credentials);
-    URL-safe text, so that they fit in database URLs, SQL literals and supervisord's config as they are."""
+    URL-safe text, so that they fit in database URLs, SQL literals and supervisord's config as they are. Returns
+    the names made now (a lab made before had the published defaults there: the caller changes them)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    made = []
     for name in names:
         if not (folder / name).exists():
-            _private(folder / name, secrets.token_urlsafe(32).encode())
+            _private(folder / name, secrets.token_urlsafe(30).encode())
+            made.append(name)
+    return made
 
 
 @functools.lru_cache(maxsize=4)

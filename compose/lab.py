@@ -258,6 +258,7 @@ class Lab:
     def _init_postgres(self) -> None:
         p, user = self.paths, self._pg_user()
         if (p.pgdata / "PG_VERSION").exists():
+            self._superuser_password()
             return
         link = self.settings.lab_dir / "postgres"
         p.pg_root.mkdir(parents=True, exist_ok=True)
@@ -298,6 +299,50 @@ class Lab:
         finally:
             os.unlink(pw.name)
 
+    def _superuser_password(self) -> None:
+        """Give an existing cluster's superuser the lab's password (generated; a lab made before had the published
+        default). A stopped cluster is changed in single-user mode, which needs no login; a running one through a
+        login with the current password, or else with the published default."""
+        import psycopg
+
+        c, pgdata = self.settings.credentials, self.paths.pgdata
+        sql = f"ALTER ROLE {services._role_name(c.postgres_user)} PASSWORD {services._literal(c.postgres_password)}"
+        if self.supervisor.running() and self.supervisor.state("postgres") == "RUNNING":
+            try:
+                psycopg.connect(self.settings.postgres_dsn, connect_timeout=5).close()
+                return
+            except psycopg.OperationalError:
+                old = self.settings.model_copy(
+                    update={"credentials": c.model_copy(update={"postgres_password": _published("postgres_password")})}
+                )
+                with psycopg.connect(old.postgres_dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(sql)
+                log.info("PostgreSQL's superuser now has the lab's generated password")
+                return
+        postgres = Path(f"/usr/lib/postgresql/{versions.POSTGRES_MAJOR}/bin/postgres")
+        cmd = [str(postgres), "--single", "-D", str(pgdata), "-c", "listen_addresses=", "postgres"]
+        user = self._pg_user()
+        if user:
+            cmd = ["runuser", "-u", user, "--", *cmd]
+        proc = subprocess.run(cmd, input=sql + ";\n", capture_output=True, text=True, cwd=self.paths.pg_root)
+        if proc.returncode != 0 or "ERROR" in proc.stdout + proc.stderr:
+            raise LabError(f"Could not set PostgreSQL's superuser password:\n{_tail(proc.stdout + proc.stderr)}")
+
+    def _minio_root(self) -> bool:
+        """A MinIO still running with the published root secret (a lab made before secrets were generated) is
+        stopped so that it starts again with the lab's own; its users, policies and data stay. True if stopped."""
+        from botocore.exceptions import ClientError
+
+        if not (self.supervisor.running() and self.supervisor.state("minio") == "RUNNING"):
+            return False
+        try:
+            clients.s3_client(self.settings).list_buckets()
+            return False
+        except ClientError:
+            self.supervisor.stop_program("minio")
+            log.info("MinIO restarts with the lab's generated root secret")
+            return True
+
     # ---------------------------------------------------------------- up
     def up(self) -> None:
         """Start every service that is not running and wait until all are healthy; idempotent."""
@@ -323,9 +368,10 @@ class Lab:
         svcs = self.prepare()
         self._write_configs(svcs)
         self._init_postgres()
-        self.supervisor.start()
+        restarted = {"minio"} if self._minio_root() else set()
+        self.supervisor.start()  # reloads supervisord's config: stopped services take their new command and env
         by_name = {svc.name: svc for svc in svcs}
-        names = {svc.name for svc in to_start}
+        names = {svc.name for svc in to_start} | restarted
         self.timings = {}
         t0 = time.monotonic()
         for phase in (1, 2, 3, 4):
@@ -436,24 +482,42 @@ class Lab:
 
         s, c = self.settings, self.settings.credentials
         realm = json.loads((services.CONFIG_DIR / "keycloak" / "antigravity-realm.json").read_text())
-        token = requests.post(
-            f"{s.url('keycloak')}/realms/master/protocol/openid-connect/token",
-            data={
-                "grant_type": "password",
-                "client_id": "admin-cli",
-                "username": c.keycloak_admin,
-                "password": c.keycloak_admin_password,
-            },
-            timeout=30,
-        )
+
+        def admin_token(password: str) -> requests.Response:
+            return requests.post(
+                f"{s.url('keycloak')}/realms/master/protocol/openid-connect/token",
+                data={
+                    "grant_type": "password",
+                    "client_id": "admin-cli",
+                    "username": c.keycloak_admin,
+                    "password": password,
+                },
+                timeout=30,
+            )
+
+        token = admin_token(c.keycloak_admin_password)
+        rotate = token.status_code == 401 and c.keycloak_admin_password != _published("keycloak_admin_password")
+        if rotate:  # a Keycloak made before the lab generated its admin's password still has the published one
+            token = admin_token(_published("keycloak_admin_password"))
         token.raise_for_status()
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        if rotate:
+            users = f"{s.url('keycloak')}/admin/realms/master/users"
+            (admin,) = http.get(users, params={"username": c.keycloak_admin, "exact": "true"}, timeout=30).json()
+            reset = {"type": "password", "value": c.keycloak_admin_password, "temporary": False}
+            http.put(f"{users}/{admin['id']}/reset-password", json=reset, timeout=30).raise_for_status()
+            log.info("Keycloak's admin now has the lab's generated password")
         base = f"{s.url('keycloak')}/admin/realms/{s.realm}/clients"
         secrets_ = {"agp-services": c.services_client_secret, "jupyterhub": c.hub_client_secret}
         for client in realm["clients"]:
             found = http.get(base, params={"clientId": client["clientId"]}, timeout=30).json()
             if found:
+                secret = secrets_.get(client["clientId"])
+                if secret and found[0].get("secret") != secret:  # a realm imported with the published default
+                    changed = {**found[0], "secret": secret}
+                    http.put(f"{base}/{found[0]['id']}", json=changed, timeout=30).raise_for_status()
+                    log.info("Keycloak client %s has the lab's generated secret", client["clientId"])
                 have = {m["name"] for m in found[0].get("protocolMappers") or []}
                 for mapper in client.get("protocolMappers") or []:
                     if mapper["name"] not in have:  # e.g. the catalog's audience, which Nessie requires
@@ -620,6 +684,13 @@ class Lab:
 def _reachable_by_others(path: Path) -> bool:
     """Can another user (``postgres``) walk down to ``path``? Every ancestor needs its x bit for others."""
     return all(not f.exists() or f.stat().st_mode & stat.S_IXOTH for f in [path, *path.parents])
+
+
+def _published(field: str) -> str:
+    """A credential's published default (a lab made before its credentials were generated still has it)."""
+    from .settings import Credentials
+
+    return Credentials.model_fields[field].default
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -102,6 +102,13 @@ HUB_READS = "agp"
 # in place of the published defaults above; a value given explicitly (environment, YAML, keyword) wins, and
 # docker-compose keeps the defaults. Credentials field -> file in ``Settings.keys_dir``.
 GENERATED_CREDENTIALS = {
+    "postgres_password": "postgres-superuser.password",
+    "s3_secret_key": "minio-root.secret",
+    "keycloak_admin_password": "keycloak-admin.password",
+    "hub_client_secret": "keycloak-jupyterhub.secret",
+    "services_client_secret": "keycloak-agp-services.secret",
+    "broker_secret_key": "minio-agp-broker.secret",
+    "trino_s3_secret_key": "minio-agp-trino.secret",
     "nessie_db_password": "postgres-nessie.password",
     "keycloak_db_password": "postgres-keycloak.password",
     "hub_db_password": "postgres-jupyterhub.password",
