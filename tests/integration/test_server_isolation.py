@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 import uuid
 
 import psutil
@@ -305,7 +307,9 @@ def test_pip_install_goes_to_the_users_own_site(kernel):
     assert reply.text.strip() == "42 True", reply.text
 
 
-def test_a_keycloak_name_that_is_no_os_name_gets_an_account_of_its_own(hub_url, keycloak_admin, admin_api, workspace):
+def test_a_keycloak_name_that_is_no_os_name_gets_an_account_of_its_own(
+    hub_url, keycloak_admin, admin_api, workspace, settings
+):
     """A hub user named ``o.neill.<hex>`` (dots: not an OS name) spawns as ``agp-o-neill-<hex>_<hash>``, in a 0700
     home of its own, and the server's environment keeps the user's files in that home."""
     name = f"o.neill.{uuid.uuid4().hex[:6]}"
@@ -342,3 +346,6 @@ def test_a_keycloak_name_that_is_no_os_name_gets_an_account_of_its_own(hub_url, 
         api.hub("DELETE", f"/users/{name}/servers/{workspace}")
     finally:
         keycloak_admin.delete_user(user_id)
+        # Tests make a new user each run: give its system account (the uids below 1000 are few) and home back.
+        subprocess.run(["/usr/sbin/userdel", os_user_name(name)], capture_output=True)
+        shutil.rmtree(settings.servers_root / "homes" / os_user_name(name), ignore_errors=True)
