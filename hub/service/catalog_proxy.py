@@ -8,7 +8,7 @@ Nessie with the platform's own Keycloak client credentials; Nessie refuses every
 from __future__ import annotations
 
 import asyncio
-import gzip
+import contextlib
 import json
 import logging
 import re
@@ -67,16 +67,6 @@ def vend(doc: dict, cred: dict, refresh_path: str) -> dict:
     return doc
 
 
-def _json(body: bytes) -> dict:
-    try:
-        doc = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise routes.Refused(400, "The request body is not JSON.") from None
-    if not isinstance(doc, dict):
-        raise routes.Refused(400, "The request body must be a JSON object.")
-    return doc
-
-
 def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
     if access is None:
         return
@@ -84,6 +74,14 @@ def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
         raise routes.Refused(404, f"There is no namespace {namespace!r} in your workspaces.")
     if write and not access[namespace]:
         raise routes.Refused(403, f"Your role in the workspace of {namespace!r} reads but does not write.")
+
+
+@contextlib.asynccontextmanager
+async def _all_locks(locks: list[asyncio.Lock]):
+    async with contextlib.AsyncExitStack() as stack:
+        for lock in locks:
+            await stack.enter_async_context(lock)
+        yield
 
 
 class CatalogProxy:
@@ -95,6 +93,7 @@ class CatalogProxy:
         self.upstream = settings.catalog_uri.rstrip("/")
         self.public_uri = public_uri.rstrip("/")
         self.engine_uri = settings.trino_catalog_uri.rstrip("/")
+        self._table_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._token: tuple[str, float] | None = None
         self.http = httpx.AsyncClient(timeout=60)
 
@@ -140,24 +139,42 @@ class CatalogProxy:
             call = routes.parse(method, raw[len(self.mount) + 1 :], request.query_params.multi_items())
             who = await principal_for(call.namespace)
             body = await request.body()
-            doc = _json(body) if call.route.body else None
-            await self._authorize(call, who, doc, vend_s3)
-            return await self._forward(request, call, who, body, vend_s3, audit)
+            # A body is parsed strictly and forwarded as it was checked (re-serialized), never as received.
+            doc = routes.parse_body(body) if call.route.body else None
+            async with self._locked(call, doc):
+                await self._authorize(call, who, doc)
+                return await self._forward(request, call, who, doc, vend_s3, audit)
         except routes.Refused as e:
-            log.warning("catalog: refused %s %s for %s: %s", method, raw[:300], who.name, e, extra={"status": e.status})
-            if audit is not None and (call is None or call.route.writes or e.status == 403):
-                action = "catalog." + (call.route.action if call else "unknown")
-                detail = {"method": method, "path": raw[:300], "status": e.status, "reason": str(e)}
-                await asyncio.to_thread(audit, action, (call.namespace if call else None) or "", "refused", detail)
-            return JSONResponse(routes.error_body(e.status, str(e), e.type), status_code=e.status)
+            outcome, status, message, type_ = "refused", e.status, str(e), e.type
+        except Exception:
+            log.exception("catalog: %s %s for %s failed in the proxy", method, raw[:300], who.name)
+            outcome, status, type_ = "failed", 500, "ServiceFailureException"
+            message = "The catalog proxy failed on this request; the service's log has the details."
+        log.warning("catalog: %s %s %s for %s: %s", outcome, method, raw[:300], who.name, message)
+        if audit is not None:  # every refusal, reads of other workspaces' namespaces included
+            action = "catalog." + (call.route.action if call else "unknown")
+            detail = {"method": method, "path": raw[:300], "status": status, "reason": message}
+            await asyncio.to_thread(audit, action, (call.namespace if call else None) or "", outcome, detail)
+        return JSONResponse(routes.error_body(status, message, type_), status_code=status)
 
-    async def _authorize(
-        self,
-        call: routes.Call,
-        who: Principal,
-        doc: dict | None,
-        vend_s3: Callable[[str, bool], dict | None] | None = None,
-    ) -> None:
+    def _locked(self, call: routes.Call, doc: dict | None) -> contextlib.AbstractAsyncContextManager:
+        """Writes to one table wait for each other here: a register is checked against what the catalog answers
+        (and undone if out of bounds) before any commit to that table goes through."""
+        if call.route.action not in ("table.register", "table.commit", "table.create", "transaction.commit"):
+            return contextlib.nullcontext()
+        if call.route.action == "transaction.commit":
+            keys = sorted(
+                {
+                    (routes.identifier_namespace(c.get("identifier")), str(c["identifier"].get("name")))
+                    for c in (doc or {}).get("table-changes") or []
+                    if isinstance(c, dict)
+                }
+            )
+        else:
+            keys = [(call.namespace or "", call.name or str((doc or {}).get("name", "")))]
+        return _all_locks([self._table_locks.setdefault(k, asyncio.Lock()) for k in keys])
+
+    async def _authorize(self, call: routes.Call, who: Principal, doc: dict | None) -> None:
         route, kind = call.route, call.route.body
         if kind == "provisioning" and (who.engine or who.access is not None):
             verb = "made" if route.method == "POST" else "dropped"
@@ -175,21 +192,18 @@ class CatalogProxy:
             if doc.get("location") is not None:
                 routes.check_location(doc["location"], self.bucket_prefix(namespace), f"{what} location")
             routes.check_properties(doc.get("properties"), self.bucket_prefix(namespace), who.engine)
+            if kind == "create-view" and not who.engine:
+                routes.check_view_version(doc.get("view-version"))
         elif kind == "register":
+            # What the file says is checked in the catalog's answer (_forward), which is what the catalog holds.
             routes.check_name(doc.get("name"), "table")
-            prefix = self.bucket_prefix(namespace)
-            routes.check_location(doc.get("metadata-location"), prefix, "metadata file")
-            # The file is the caller's to write: what it says must stay in the bucket too, or the catalog would
-            # later write the table's new metadata files wherever it points.
-            metadata = await asyncio.to_thread(self._read_metadata, doc["metadata-location"], namespace, vend_s3)
-            routes.check_location(metadata.get("location"), prefix, "registered table's location")
-            routes.check_properties(metadata.get("properties"), prefix, who.engine)
+            routes.check_location(doc.get("metadata-location"), self.bucket_prefix(namespace), "metadata file")
         elif kind == "commit" or kind == "commit-view":
             if "identifier" in doc and doc["identifier"] is not None:
                 ident = doc["identifier"]
                 if routes.identifier_namespace(ident) != namespace or ident.get("name") != call.name:
                     raise routes.Refused(400, "The commit's identifier names another table than its path.")
-            routes.check_updates(doc.get("updates"), self.bucket_prefix(namespace), who.engine)
+            routes.check_updates(doc.get("updates"), self.bucket_prefix(namespace), who.engine, kind == "commit-view")
             if kind == "commit-view" and not who.engine and routes.view_version_changes(doc.get("updates")):
                 owner = await self._view_owner(call)
                 if owner is not None and owner != who.name:
@@ -213,36 +227,41 @@ class CatalogProxy:
             if not isinstance(changes, list) or not changes:
                 raise routes.Refused(400, "A transaction needs a list of table-changes.")
             for change in changes:
-                ns = routes.identifier_namespace((change or {}).get("identifier"))
+                if not isinstance(change, dict):
+                    raise routes.Refused(400, "A transaction's table-changes must be objects.")
+                ns = routes.identifier_namespace(change.get("identifier"))
                 _check(ns, True, who.access)
                 routes.check_updates(change.get("updates"), self.bucket_prefix(ns), who.engine)
 
-    def _read_metadata(self, location: str, namespace: str, vend_s3: Callable[[str, bool], dict | None] | None) -> dict:
-        """A table metadata file, read with a read-only credential for the namespace's bucket alone."""
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        cred = vend_s3(namespace, False) if vend_s3 is not None else None
-        if cred is None:
-            raise routes.Refused(403, "Tables are registered in a workspace's own namespace only.")
-        bucket, _, key = location.removeprefix("s3://").partition("/")
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.settings.s3_endpoint,
-            region_name=self.settings.s3_region,
-            aws_access_key_id=cred["access_key_id"],
-            aws_secret_access_key=cred["secret_access_key"],
-            aws_session_token=cred["session_token"],
-        )
+    async def _undo_if_outside(self, call: routes.Call, name: str, upstream: httpx.Response) -> None:
+        """A registered table whose metadata (as the catalog now holds it) leaves the namespace's bucket is dropped
+        again (its files are not touched) and the register refused: the file may have changed after any check."""
         try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(16 * 1024 * 1024)
-            doc = json.loads(gzip.decompress(body) if key.endswith(".gz.metadata.json") else body)
-        except (BotoCoreError, ClientError, ValueError, OSError) as e:
-            log.warning("catalog: metadata file %s unreadable for registering: %s", location, e)
-            raise routes.Refused(400, f"The metadata file {location!r} cannot be read as table metadata.") from e
-        if not isinstance(doc, dict):
-            raise routes.Refused(400, f"The metadata file {location!r} is not table metadata.")
-        return doc
+            routes.check_table_metadata(upstream.json().get("metadata"), self.bucket_prefix(call.namespace or ""))
+        except (routes.Refused, ValueError) as e:
+            drop = routes.Call(routes.route("DELETE", "table.drop"), {**call.values, "table": name})
+            undone = await self._upstream("DELETE", drop.upstream_path(), b"", {})
+            log.warning(
+                "catalog: registered %s.%s dropped again (HTTP %s): %s", call.namespace, name, undone.status_code, e
+            )
+            raise routes.Refused(403, f"The registered table's metadata points outside the workspace: {e}") from e
+
+    async def _namespaces_for(self, call: routes.Call, access: dict[str, bool], headers: dict[str, str]) -> Response:
+        """A user's namespaces in one answer: every page of the catalog read here and filtered, since the catalog's
+        page tokens spell the namespaces they continue from (other workspaces' names)."""
+        found, token = [], None
+        query = tuple((k, v) for k, v in call.query if k == "parent")
+        for _ in range(10_000):
+            page = routes.Call(call.route, call.values, query + ((("pageToken", token),) if token else ()))
+            upstream = await self._upstream("GET", page.upstream_path(), b"", headers)
+            if upstream.status_code != 200:
+                return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
+            doc = upstream.json()
+            found += [ns for ns in doc.get("namespaces", []) if ".".join(ns) in access]
+            token = doc.get("next-page-token")
+            if not token:
+                break
+        return JSONResponse({"namespaces": found})
 
     def _default_bucket(self, namespace: str) -> str:
         try:
@@ -276,7 +295,7 @@ class CatalogProxy:
         request: Request,
         call: routes.Call,
         who: Principal,
-        body: bytes,
+        doc: dict | None,
         vend_s3: Callable[[str, bool], dict | None] | None,
         audit: Callable[[str, str, str, dict], None] | None,
     ) -> Response:
@@ -289,9 +308,14 @@ class CatalogProxy:
             answer = {"storage-credentials": [{"prefix": f"s3://{cred['bucket']}/", "config": s3_config(cred)}]}
             return JSONResponse(answer)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
+        if action == "namespace.list" and who.access is not None:
+            return await self._namespaces_for(call, who.access, headers)
+        body = routes.canonical(doc) if doc is not None else b""
         upstream = await self._upstream(request.method, call.upstream_path(), body, headers)
         # Loading names the table in the path; creating and registering name it in the body.
-        name = call.name or (str(_json(body).get("name", "")) if call.route.body in ("create", "register") else None)
+        name = call.name or (str(doc.get("name", "")) if doc is not None and "name" in doc else None)
+        if action == "table.register" and upstream.status_code == 200:
+            await self._undo_if_outside(call, name or "", upstream)
         if call.route.writes and audit is not None:
             outcome = "ok" if upstream.status_code < 400 else "failed"
             detail = {"name": name, "status": upstream.status_code}
@@ -304,18 +328,13 @@ class CatalogProxy:
             # Trino stays on the address it came in on (the service's own port); notebooks on the hub's.
             content = self._rewrite_config(upstream.json(), self.engine_uri if who.engine else self.public_uri)
         elif action in ("table.load", "table.create", "table.register") and ok_json:
-            doc = self._strip_signing(upstream.json())
-            table = name
-            if vend_s3 is not None and namespace and "metadata" in doc and table:
+            answer = self._strip_signing(upstream.json())
+            if vend_s3 is not None and namespace and "metadata" in answer and name:
                 cred = await asyncio.to_thread(vend_s3, namespace, writable)
                 if cred is not None:
-                    refresh = routes.Call(routes.route("GET", "table.credentials"), {**call.values, "table": table})
-                    doc = vend(doc, cred, refresh.upstream_path())
-            content = json.dumps(doc).encode()
-        elif action == "namespace.list" and ok_json and who.access is not None:
-            doc = upstream.json()
-            doc["namespaces"] = [ns for ns in doc.get("namespaces", []) if ".".join(ns) in who.access]
-            content = json.dumps(doc).encode()
+                    refresh = routes.Call(routes.route("GET", "table.credentials"), {**call.values, "table": name})
+                    answer = vend(answer, cred, refresh.upstream_path())
+            content = json.dumps(answer).encode()
         kept = {k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "etag"}}
         return Response(content, status_code=upstream.status_code, headers=kept)
 

@@ -11,6 +11,7 @@ makes Trino run a view as its owner may only be written by Trino itself.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -189,8 +190,8 @@ def _check_value(key: str, value: str) -> None:
         levels = value.split(NS_SEP)
         if not all(_NAMESPACE_LEVEL.fullmatch(level) for level in levels):
             raise Refused(404, f"There is no namespace {'.'.join(levels)!r} in your workspaces.")
-    elif _FORBIDDEN_IN_NAME.search(value) or value in (".", ".."):
-        raise Refused(400, f"{key.capitalize()} names may not contain '/', '\\', '%' or control characters.")
+    elif _FORBIDDEN_IN_NAME.search(value) or value in (".", "..") or not _well_formed(value):
+        raise Refused(400, f"{key.capitalize()} names are printable text without '/', '\\' or '%'.")
 
 
 def check_name(value: Any, what: str) -> None:
@@ -200,7 +201,46 @@ def check_name(value: Any, what: str) -> None:
     _check_value(what, value)
 
 
+def _well_formed(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from JSON escapes
+        return False
+    return value.isprintable()
+
+
 # -- bodies ---------------------------------------------------------------------------------------------------------
+
+
+MAX_BODY = 4 * 1024 * 1024  # bytes: table commits are small; a metadata file is registered by its location
+
+
+def parse_body(body: bytes) -> dict:
+    """The request's JSON object, parsed strictly: one value per key (the catalog's parser keeps the first of two
+    keys, Python's the last: a checked body must be the body forwarded), well-formed text, bounded size and depth.
+    The caller forwards :func:`canonical` of what this returns, never the bytes it received."""
+    if len(body) > MAX_BODY:
+        raise Refused(413, f"The request body is over {MAX_BODY // (1024 * 1024)} MiB.", "BadRequestException")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            raise Refused(400, "The request body names a key twice.")
+        return dict(pairs)
+
+    try:
+        doc = json.loads(body or b"{}", object_pairs_hook=no_duplicates)
+        canonical(doc)  # refuses what cannot be written back as UTF-8 (lone surrogates)
+    except (ValueError, UnicodeError, RecursionError):
+        raise Refused(400, "The request body is not well-formed JSON.") from None
+    if not isinstance(doc, dict):
+        raise Refused(400, "The request body must be a JSON object.")
+    return doc
+
+
+def canonical(doc: Any) -> bytes:
+    """The bytes forwarded for a checked body."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def identifier_namespace(identifier: Any) -> str:
@@ -257,14 +297,36 @@ def check_removals(keys: Any) -> None:
             raise Refused(403, f"The property {key!r} is managed by workspace provisioning.")
 
 
-def check_updates(updates: Any, bucket_prefix: str, engine: bool) -> None:
-    """The updates of a table or view commit: every location they name stays in the bucket."""
+# The update actions of the Iceberg REST spec that a commit may carry; any other is refused.
+TABLE_ACTIONS = frozenset(
+    "assign-uuid upgrade-format-version add-schema set-current-schema add-spec set-default-spec add-sort-order "
+    "set-default-sort-order add-snapshot set-snapshot-ref remove-snapshots remove-snapshot-ref set-location "
+    "set-properties remove-properties set-statistics remove-statistics set-partition-statistics "
+    "remove-partition-statistics remove-partition-specs remove-schemas add-encryption-key remove-encryption-key".split()
+)
+VIEW_ACTIONS = frozenset(
+    "assign-uuid upgrade-format-version add-schema set-location set-properties remove-properties "
+    "add-view-version set-current-view-version".split()
+)
+
+
+def _object(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise Refused(400, f"The commit's {what} must be an object.")
+    return value
+
+
+def check_updates(updates: Any, bucket_prefix: str, engine: bool, view: bool = False) -> None:
+    """The updates of a table or view commit: known actions of the right shape, every location they name in the
+    bucket, and (for a notebook) no view query that Trino would run."""
     if not isinstance(updates, list):
         raise Refused(400, "A commit's updates must be a list.")
-    for update in updates:
-        if not isinstance(update, dict):
-            raise Refused(400, "A commit's update must be an object.")
+    allowed = VIEW_ACTIONS if view else TABLE_ACTIONS
+    for raw in updates:
+        update = _object(raw, "update")
         action = update.get("action")
+        if action not in allowed:
+            raise Refused(400, f"The commit's update action {str(action)[:60]!r} is not one this catalog takes.")
         if action == "set-location":
             check_location(update.get("location"), bucket_prefix, "location")
         elif action == "set-properties":
@@ -273,14 +335,54 @@ def check_updates(updates: Any, bucket_prefix: str, engine: bool) -> None:
             # Dropping trino.run-as-owner makes a view run as its invoker: that only lowers rights.
             check_removals(update.get("removals"))
         elif action == "add-snapshot":
-            snapshot = update.get("snapshot") or {}
-            if "manifest-list" in snapshot:
-                check_location(snapshot["manifest-list"], bucket_prefix, "snapshot's manifest list")
-            for manifest in snapshot.get("manifests") or []:
-                check_location(manifest, bucket_prefix, "snapshot's manifest")
+            check_snapshot(_object(update.get("snapshot"), "snapshot"), bucket_prefix)
         elif action in ("set-statistics", "set-partition-statistics"):
-            stats = update.get("statistics") or update.get("partition-statistics") or {}
+            stats = _object(update.get("statistics") or update.get("partition-statistics"), "statistics")
             check_location(stats.get("statistics-path"), bucket_prefix, "statistics file")
+        elif action == "add-view-version" and not engine:
+            check_view_version(update.get("view-version"))
+
+
+def check_snapshot(snapshot: dict, bucket_prefix: str) -> None:
+    if "manifest-list" in snapshot:
+        check_location(snapshot["manifest-list"], bucket_prefix, "snapshot's manifest list")
+    manifests = snapshot.get("manifests") or []
+    if not isinstance(manifests, list):
+        raise Refused(400, "A snapshot's manifests must be a list.")
+    for manifest in manifests:
+        check_location(manifest, bucket_prefix, "snapshot's manifest")
+
+
+def check_view_version(version: Any) -> None:
+    """A view version made outside Trino carries no Trino query: Trino would run it without having checked it as
+    its author's (and, nested in a view that runs as its owner, with the owner's rights). Spark's and others'
+    dialects are the notebook's own: those engines run a view with the reader's credentials."""
+    representations = _object(version, "view version").get("representations")
+    if not isinstance(representations, list):
+        raise Refused(400, "A view version's representations must be a list.")
+    for rep in representations:
+        dialect = str(_object(rep, "representation").get("dialect", ""))
+        if "trino" in dialect.casefold():
+            raise Refused(
+                403,
+                "Views that Trino runs are made with Trino (CREATE VIEW in %sql), which checks their query as "
+                "yours; a view made here may carry Spark's or another engine's SQL.",
+            )
+
+
+def check_table_metadata(metadata: Any, bucket_prefix: str) -> None:
+    """A table's metadata as the catalog holds it (after a register): its location, write paths, snapshots'
+    manifest lists, statistics and earlier metadata files all in the bucket."""
+    metadata = _object(metadata, "table metadata")
+    check_location(metadata.get("location"), bucket_prefix, "table location")
+    check_properties(metadata.get("properties"), bucket_prefix, engine=True)
+    for snapshot in metadata.get("snapshots") or []:
+        check_snapshot(_object(snapshot, "snapshot"), bucket_prefix)
+    for key in ("statistics", "partition-statistics"):
+        for stats in metadata.get(key) or []:
+            check_location(_object(stats, "statistics").get("statistics-path"), bucket_prefix, "statistics file")
+    for entry in metadata.get("metadata-log") or []:
+        check_location(_object(entry, "metadata log entry").get("metadata-file"), bucket_prefix, "metadata file")
 
 
 def view_version_changes(updates: Any) -> bool:

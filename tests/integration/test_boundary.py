@@ -371,20 +371,97 @@ def test_a_view_owner_cannot_be_spoofed_through_the_catalog(ab, settings, hub_ur
     assert got[0] == 403 and "trino.run-as-owner" in got[1]
 
 
-def test_a_view_made_through_the_catalog_runs_as_its_invoker_in_trino(ab, settings, hub_url):
+def test_views_that_trino_runs_are_made_with_trino_only(ab, settings, hub_url):
+    """A view made through the catalog may carry Spark's SQL, never Trino's: Trino would run it unchecked (nested in
+    a view that runs as its owner, with the owner's rights)."""
     base = _bases(settings, hub_url)["through the hub"]
     sql = f'SELECT v FROM iceberg."{ab["sb"]}".secrets'
     got = _post(ab, base, f"v1/main/namespaces/{ab['sa']}/views", _view_body("peek", sql, {}))
+    attempt(got, f"{ab['b']}-secret", "a Trino view of B's table made through the catalog")
+    assert got[0] == 403, got
+    spark = _view_body("peek", f"SELECT v FROM {ab['sb']}.secrets", {})
+    spark["view-version"]["representations"][0]["dialect"] = "spark"
+    got = _post(ab, base, f"v1/main/namespaces/{ab['sa']}/views", spark)
     assert got[0] == 200, got
-    conn = broker_trino(ab["alice"])
     COUNTS["attempts"] += 1
-    try:
-        rows = _rows(conn, f'SELECT * FROM "{ab["sa"]}".peek')
-    except trino.exceptions.TrinoUserError as e:
-        assert "Access Denied" in str(e) or "PERMISSION_DENIED" in str(e.error_name), e
-        COUNTS["denials"] += 1
-    else:
-        _leak(f"a view of alice's in A read B through Trino: {rows}")
+    with pytest.raises(trino.exceptions.TrinoQueryError) as e:
+        _rows(broker_trino(ab["alice"]), f'SELECT * FROM "{ab["sa"]}".peek')
+    assert f"{ab['b']}-secret" not in str(e.value)
+    COUNTS["denials"] += 1
+
+
+def test_a_body_with_a_key_twice_is_refused_not_read_two_ways(ab, settings, hub_url):
+    """The penetration test's critical finding: Python's parser keeps the last of two keys, the catalog's the first;
+    a set-properties that the proxy read as remove-properties made a view run as admin."""
+    base = _bases(settings, hub_url)["on the service's own port"]
+    path = f"v1/main/namespaces/{ab['sa']}/tables/secrets"
+    for body in (
+        '{"requirements":[],"updates":[{"action":"set-properties","action":"remove-properties","removals":[],'
+        f'"updates":{{"write.data.path":"s3://agp-ws-{ab["b"]}/dup"}}}}]}}',
+        '{"updates":[],"updates":[{"action":"set-location","location":"s3://agp-ws-x/"}]}',
+    ):
+        url = urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.request(
+            "POST", f"{url.path}/{path}", body=body.encode(), headers={"Authorization": f"Bearer {ab['token']}"}
+        )
+        r = conn.getresponse()
+        got = (r.status, r.read().decode())
+        conn.close()
+        attempt(got, f"{ab['b']}-secret", "a commit body with a key twice")
+        assert got[0] == 400, got
+    assert "write.data.path" not in clients.load_catalog(settings).load_table(f"{ab['sa']}.secrets").properties
+
+
+def test_malformed_bodies_get_a_400_and_are_audited_never_a_500(ab, settings, hub_url, admin_api):
+    base = _bases(settings, hub_url)["on the service's own port"]
+    a = ab["sa"]
+    for path, body in (
+        (
+            f"v1/main/namespaces/{a}/tables/secrets",
+            {"updates": [{"action": "add-snapshot", "snapshot": "manifest-list"}]},
+        ),
+        (f"v1/main/namespaces/{a}/tables/secrets", {"updates": [{"action": "set-statistics", "statistics": [1]}]}),
+        ("v1/main/transactions/commit", {"table-changes": ["x"]}),
+        (f"v1/main/namespaces/{a}/tables", {"name": "sur\ud800x", "schema": {"type": "struct", "fields": []}}),
+    ):
+        got = _post(ab, base, path, body)
+        assert got[0] == 400, (path, body, got)
+    deep = '{"updates":' + "[" * 100_000 + "]" * 100_000 + "}"
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.request(
+        "POST",
+        f"{url.path}/v1/main/namespaces/{a}/tables/secrets",
+        body=deep.encode(),
+        headers={"Authorization": f"Bearer {ab['token']}"},
+    )
+    assert conn.getresponse().status == 400
+    conn.close()
+    r = admin_api("GET", f"/workspaces/{ab['a']}/audit", params={"limit": 50})
+    assert r.status_code == 200, "the audit log stays readable"
+    assert any(e["outcome"] == "refused" and e["detail"].get("status") == 400 for e in r.json())
+
+
+def test_probes_of_another_workspace_are_audited(ab, settings, hub_url, admin_api):
+    base = _bases(settings, hub_url)["through the hub"]
+    raw_request(base, f"v1/main/namespaces/{ab['sb']}/tables/secrets/credentials", ab["token"])
+    events = admin_api("GET", f"/workspaces/{ab['b']}/audit", params={"limit": 20}).json()
+    assert any(
+        e["actor"] == "alice" and e["action"] == "catalog.table.credentials" and e["outcome"] == "refused"
+        for e in events
+    )
+
+
+def test_namespace_pages_spell_no_other_workspace(ab, settings, hub_url):
+    """The catalog's page tokens encode the namespace they continue from: a user gets her namespaces in one page."""
+    base = _bases(settings, hub_url)["through the hub"]
+    status, body = raw_request(base, "v1/main/namespaces?pageSize=1", ab["token"])
+    assert status == 200
+    doc = json.loads(body)
+    token = bytes.fromhex(doc.get("next-page-token") or "").decode(errors="replace")
+    attempt((status, body + token), ab["sb"], "namespace page tokens", ok_status=frozenset({200}))
+    assert [ab["sa"]] in doc["namespaces"] and not doc.get("next-page-token")
 
 
 def test_an_owned_views_query_cannot_be_swapped_through_the_catalog(ab, settings, hub_url):
@@ -477,11 +554,8 @@ def test_trinos_own_s3_identity_reaches_its_spooling_bucket_alone(ab, settings, 
     import psutil
     from botocore.exceptions import ClientError
 
-    (proc,) = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "io.trino.server.TrinoServer" in " ".join(p.info["cmdline"] or [])
-    ]
+    etc = f"-Dconfig={settings.lab_dir / 'trino' / 'etc' / 'config.properties'}"
+    (proc,) = [p for p in psutil.process_iter(["cmdline"]) if etc in (p.info["cmdline"] or [])]
     env = proc.environ()
     assert settings.credentials.s3_secret_key not in env.values(), "Trino holds MinIO's root key"
     s3 = boto3.client(

@@ -165,7 +165,7 @@ def test_commit_updates_that_point_elsewhere_are_refused(update):
 def test_ordinary_commit_updates_pass():
     check_updates(
         [
-            {"action": "assert-create"},
+            {"action": "assign-uuid", "uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1"},
             {"action": "add-schema", "schema": {"type": "struct", "fields": []}},
             {"action": "add-snapshot", "snapshot": {"snapshot-id": 1, "manifest-list": "s3://agp-ws-ws-a/m.avro"}},
             {"action": "set-properties", "updates": {"comment": "readings"}},
@@ -228,3 +228,78 @@ def test_what_the_catalog_would_lend_is_taken_out_of_a_table_answer():
         "metadata": {},
         "config": {"s3.endpoint": "http://minio", "io-impl": "org.apache.iceberg.aws.s3.S3FileIO"},
     }
+
+
+def test_bodies_are_parsed_strictly_and_forwarded_as_checked():
+    from agp.hub.service.catalog_routes import canonical, parse_body
+
+    for bad in (
+        b'{"updates": [{"action": "set-properties", "action": "remove-properties"}]}',  # two values, one key
+        b'{"name": "sur\\ud800"}',  # a lone surrogate
+        b"[1, 2]",
+        b"{" + b'"a": ' * 1 + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"not json",
+        b"{" + b" " * (5 * 1024 * 1024) + b"}",
+    ):
+        with pytest.raises(Refused):
+            parse_body(bad)
+    doc = parse_body(b'{"name": "t\\u00e9", "n": 1}')
+    assert canonical(doc) == '{"name": "té", "n": 1}'.encode()
+
+
+@pytest.mark.parametrize("name", ["sur\ud800", "tab\u200bname", "a\u2028b"])
+def test_names_must_be_printable_well_formed_text(name):
+    from agp.hub.service.catalog_routes import check_name
+
+    with pytest.raises(Refused):
+        check_name(name, "table")
+
+
+def test_commit_updates_must_be_known_actions_of_the_right_shape():
+    for updates in (
+        [{"action": "add-snapshot", "snapshot": "manifest-list"}],
+        [{"action": "add-snapshot", "snapshot": [1]}],
+        [{"action": "set-statistics", "statistics": [1]}],
+        [{"action": "no-such-action"}],
+        [{"action": "add-view-version", "view-version": {}}],  # a table commit takes no view version
+    ):
+        with pytest.raises(Refused):
+            check_updates(updates, BUCKET, engine=False)
+
+
+def test_a_notebook_makes_no_view_version_that_trino_would_run():
+    from agp.hub.service.catalog_routes import check_view_version
+
+    for dialect in ("trino", "Trino", " TRINO", "trino-sql"):
+        with pytest.raises(Refused) as e:
+            check_view_version({"representations": [{"type": "sql", "sql": "SELECT 1", "dialect": dialect}]})
+        assert e.value.status == 403
+    check_view_version({"representations": [{"type": "sql", "sql": "SELECT 1", "dialect": "spark"}]})
+    update = {"action": "add-view-version", "view-version": {"representations": [{"dialect": "trino", "sql": "x"}]}}
+    with pytest.raises(Refused):
+        check_updates([update], BUCKET, engine=False, view=True)
+    check_updates([update], BUCKET, engine=True, view=True)
+
+
+def test_registered_metadata_is_checked_whole():
+    from agp.hub.service.catalog_routes import check_table_metadata
+
+    good = {
+        "location": "s3://agp-ws-ws-a/t",
+        "properties": {"write.format.default": "parquet"},
+        "snapshots": [{"snapshot-id": 1, "manifest-list": "s3://agp-ws-ws-a/t/metadata/snap-1.avro"}],
+        "statistics": [{"statistics-path": "s3://agp-ws-ws-a/t/metadata/s.puffin"}],
+        "metadata-log": [{"metadata-file": "s3://agp-ws-ws-a/t/metadata/00000.metadata.json"}],
+    }
+    check_table_metadata(good, BUCKET)
+    for key, value in (
+        ("location", "s3://agp-ws-ws-b/t"),
+        ("properties", {"write.data.path": "s3://agp-ws-ws-b/d"}),
+        ("snapshots", [{"manifest-list": "s3://agp-ws-ws-b/m.avro"}]),
+        ("statistics", [{"statistics-path": "s3://agp-ws-ws-b/s.puffin"}]),
+        ("partition-statistics", [{"statistics-path": "s3://agp-ws-ws-b/p.parquet"}]),
+        ("metadata-log", [{"metadata-file": "s3://agp-ws-ws-b/m.json"}]),
+        ("snapshots", ["not an object"]),
+    ):
+        with pytest.raises(Refused):
+            check_table_metadata({**good, key: value}, BUCKET)
