@@ -152,23 +152,23 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             client.close()
 
     async def _prepare_account(self) -> None:
-        """The OS user and its home (made if missing); failures become one sentence for the user."""
-        if os.geteuid() != 0:
-            raise OsUserError(
-                "Servers cannot start here; ask a platform admin to check the hub's log.",
-                "run_as_os_users needs the hub to run as root (or set WorkspaceLocalSpawner.run_as_os_users = False)",
-            )
-        if self.internal_ssl:
-            raise OsUserError(
-                "Servers cannot start here; ask a platform admin to check the hub's log.",
-                "run_as_os_users does not support JupyterHub's internal_ssl; turn one of them off",
-            )
+        """The OS user and its home (made if missing); a failure is one sentence for the user, details in the log."""
         try:
+            self._check_os_users()
             self.account = await ensure_account(self.user.name, self.os_user, Path(self.home_dir))
         except OsUserError as e:
             self.log.error("server %s of %s: %s", self._log_name, self.user.name, e.log_message)
             raise
         self.log.info("server %s runs as OS user %s (uid %s)", self._log_name, self.os_user, self.account.uid)
+
+    def _check_os_users(self) -> None:
+        sentence = "Servers cannot start here; ask a platform admin to check the hub's log."
+        if os.geteuid() != 0:
+            raise OsUserError(sentence, "run_as_os_users needs the hub to run as root (or turn run_as_os_users off)")
+        if self.internal_ssl:
+            raise OsUserError(sentence, "run_as_os_users does not support JupyterHub's internal_ssl; turn one off")
+        if self.cmd and os.path.isabs(self.cmd[0]) and not os.path.exists(self.cmd[0]):
+            raise OsUserError(sentence, f"{self.cmd[0]} is missing: the notebook runtime is not built (`agp lab up`)")
 
     def make_preexec_fn(self, name: str):
         """Off: make the home and enter it, as SimpleLocalProcessSpawner does. On: become the OS user (groups, gid,

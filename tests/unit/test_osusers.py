@@ -203,3 +203,13 @@ def test_a_home_is_made_private_again(tmp_path):
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     make_home(Account("agp-x", os.getuid(), os.getgid(), tmp_path / "new"))
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+
+
+def test_a_missing_runtime_is_one_sentence_for_the_user_and_the_fix_in_the_log(tmp_path, caplog):
+    if os.geteuid() != 0:
+        pytest.skip("the check that the hub is root comes first")
+    spawner = _spawner(run_as_os_users=True, cmd=[str(tmp_path / "venv" / "bin" / "jupyterhub-singleuser")])
+    with pytest.raises(OsUserError) as failed:
+        asyncio.run(spawner._prepare_account())
+    assert str(failed.value) == "Servers cannot start here; ask a platform admin to check the hub's log."
+    assert "the notebook runtime is not built (`agp lab up`)" in caplog.text
