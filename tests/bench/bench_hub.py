@@ -8,6 +8,8 @@
    (the part both hubs do the same way).
 2. Workspace API p50/p95 for list and get with 1,000 users and 200 workspaces in the database.
 3. Provisioning of one workspace end to end through the API, against the three raw calls it makes.
+4. With ``--os-users``: login-to-ready with servers as per-user OS users against servers as the hub's own user (the
+   way before), alternated on the lab's own hub, which is restarted in each mode (other users' servers stop).
 
 Needs the lab running (`agp lab up`); leaves it as it found it.
 """
@@ -171,6 +173,32 @@ def bench_spawn(settings: Settings, runs: int) -> None:
         print(f"  {part}: Antigravity {po:.2f} s, stock JupyterHub {ps:.2f} s; ratio {po / ps:.2f}")
 
 
+def bench_os_users(settings: Settings, runs: int, rounds: int = 2) -> None:
+    """Login-to-ready of alice's demo server in both modes of ``server_os_users``, alternated ``rounds`` times."""
+    from rich.console import Console
+
+    from agp.compose.lab import Lab
+
+    quiet = Console(quiet=True)
+    modes = {"as per-user OS users": True, "as the hub's own user": False}
+    totals: dict[str, list[float]] = {name: [] for name in modes}
+    try:
+        for _ in range(rounds):
+            for name, on in modes.items():
+                Lab(settings.model_copy(update={"server_os_users": on}), quiet).restart("jupyterhub")
+                ours_once(settings)  # the first spawn after a restart warms the hub up: not counted
+                totals[name] += [sum(ours_once(settings)) for _ in range(runs)]
+    finally:
+        Lab(settings, quiet).restart("jupyterhub")
+    (on_name, on_s), (off_name, off_s) = totals.items()
+    on, off = statistics.median(on_s), statistics.median(off_s)
+    print(
+        f"\nLogin-to-ready, {len(on_s)} runs each, alternated: servers {on_name} {on:.2f} s, {off_name} {off:.2f} s "
+        f"(the way before); ratio {on / off:.2f}"
+    )
+    print(f"  all runs: {on_name} {[round(x, 2) for x in on_s]}, {off_name} {[round(x, 2) for x in off_s]}")
+
+
 def bench_api(settings: Settings, admin: Api, alice: Api, n_users: int = 1000, n_ws: int = 200) -> None:
     engine = db.make_engine(settings.db_url)
     tag = uuid.uuid4().hex[:6]
@@ -258,7 +286,13 @@ def bench_provision(settings: Settings, admin: Api, runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--os-users", action="store_true", help="only: servers as OS users against the way before (restarts the hub)"
+    )
     args = parser.parse_args()
+    if args.os_users:
+        bench_os_users(Settings(), args.runs)
+        return 0
     settings = Settings()
     admin_session = HubSession(settings.hub_url)
     admin_session.login("admin", settings.credentials.demo_password)
