@@ -155,9 +155,10 @@ def _print_where(st: dict) -> None:
     kc = st["services"]["keycloak"]["endpoints"]
     hub = st["services"]["jupyterhub"]["endpoints"]["hub"]
     out.print(f"Log in at [bold]{hub}[/bold] as {users}; password {password}")
+    # The admin's password is the lab's own (generated): a pointer, not the value, goes to the terminal and its logs.
     out.print(
-        f"Keycloak admin console: {kc['admin_console']} ({st['credentials']['keycloak_admin']['user']} / "
-        f"{st['credentials']['keycloak_admin']['password']})"
+        f"Keycloak admin console: {kc['admin_console']} (user {st['credentials']['keycloak_admin']['user']}; "
+        "password: agp lab status --json)"
     )
     out.print("Machine-readable: agp lab status --json   Stop: agp lab down")
 
