@@ -2,7 +2,9 @@
 
 Members reach their workspace's schema, owners and editors may write (tables, not the schema itself), viewers
 only read; platform admins and the platform's own service users reach everything; everyone else gets nothing.
-The ``system`` catalog is closed to all but admins, no one may impersonate anyone (so ``SET SESSION
+Of the ``system`` catalog, members read only what SQL clients reflect with (:data:`REFLECTION`: table comments,
+which Trino lists only for tables the caller may see); the rest of it (``runtime.queries`` and every other table,
+``kill_query`` and every other procedure) is the admins'. No one may impersonate anyone (so ``SET SESSION
 AUTHORIZATION`` fails), and a rules file always exists, because no file at all would mean allow-all.
 """
 
@@ -18,6 +20,12 @@ from pathlib import Path
 
 WRITE = ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"]
 READ = ["SELECT"]
+
+# The ``system`` tables members may read: what SQL clients need to reflect a table, filtered by Trino to what the
+# caller may see. The ``trino`` SQLAlchemy dialect reads ``system.metadata.table_comments`` in every table
+# reflection (pandas' ``to_sql(if_exists="replace")``, ``Table(..., autoload_with=...)``); its other ``system``
+# read, ``system.jdbc.catalogs`` (``get_catalog_names``), no flow of ours uses, and ``SHOW CATALOGS`` answers it.
+REFLECTION = (("metadata", "table_comments"),)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,17 @@ def build_rules(grants: Iterable[Grant], admins: Iterable[str], services: Iterab
     tables: list[dict] = [{"user": superusers, "privileges": [*WRITE, "GRANT_SELECT"]}]
     if members:
         catalogs.append({"user": _users(members), "catalog": "iceberg", "allow": "all"})
+        catalogs.append({"user": _users(members), "catalog": "system", "allow": "read-only"})
+        for schema, table in REFLECTION:
+            tables.append(
+                {
+                    "user": _users(members),
+                    "catalog": "system",
+                    "schema": "^" + re.escape(schema) + "$",
+                    "table": "^" + re.escape(table) + "$",
+                    "privileges": READ,
+                }
+            )
     for g in grants:
         schema = "^" + re.escape(g.schema) + "$"
         readers = g.readers - g.writers

@@ -581,6 +581,76 @@ def test_trino_still_reads_and_writes_its_own_workspace_with_vended_credentials(
     _rows(conn, f'DROP TABLE "{ab["sa"]}".written')
 
 
+def test_table_comments_show_alices_workspace_and_nothing_of_bs(ab, settings):
+    """Members read ``system.metadata.table_comments`` (what SQLAlchemy's reflection reads); Trino lists only the
+    tables the caller may see, so B's tables and comments stay out of every way of asking, and the rest of
+    ``system`` stays closed."""
+    import sqlalchemy
+
+    a_comment, b_comment = f"{ab['a']}-comment", f"{ab['b']}-comment"
+    with clients.trino_connect(settings) as conn:
+        _rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sa']}\".secrets IS '{a_comment}'")
+        _rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sb']}\".secrets IS '{b_comment}'")
+        platform_query = conn.cursor()
+        platform_query.execute("SELECT 1")
+        platform_query.fetchall()
+    conn = broker_trino(ab["alice"])
+    comments = "SELECT schema_name, table_name, comment FROM system.metadata.table_comments"
+    own = _rows(conn, f"{comments} WHERE catalog_name = 'iceberg' AND schema_name = '{ab['sa']}'")
+    assert own == [[ab["sa"], "secrets", a_comment]]
+    engine = sqlalchemy.create_engine("trino://", creator=lambda: broker_trino(ab["alice"]))
+    with engine.connect() as c:
+        assert sqlalchemy.inspect(c).get_table_comment("secrets", schema=ab["sa"]) == {"text": a_comment}
+
+    def no_b(rows: list, what: str) -> None:
+        COUNTS["attempts"] += 1
+        text = str(rows)
+        if ab["sb"] in text or b_comment in text or f"{ab['b']}-secret" in text:
+            _leak(f"{what}: {text[:300]}")
+        COUNTS["denials"] += 1
+
+    for where in (
+        "",
+        f"WHERE schema_name = '{ab['sb']}'",
+        f"WHERE catalog_name = 'iceberg' AND schema_name = '{ab['sb']}' AND table_name = 'secrets'",
+        f"WHERE schema_name LIKE '{ab['sb'][:6]}%'",
+        "WHERE table_name = 'secrets'",
+        f"WHERE comment = '{b_comment}'",
+        f"WHERE schema_name IN ('{ab['sa']}', '{ab['sb']}')",
+    ):
+        no_b(_rows(conn, f"{comments} {where}"), f"table_comments {where or '(all)'}")
+    with engine.connect() as c:
+        try:
+            reflected = sqlalchemy.inspect(c).get_table_comment("secrets", schema=ab["sb"])
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            reflected = str(e)
+        no_b([reflected], "SQLAlchemy reflection of B's table comment")
+    # Everything else in system stays closed: others' queries, nodes, the JDBC and metadata listings, kill_query.
+    for sql in (
+        "SELECT query_id, user, query FROM system.runtime.queries",
+        "SELECT * FROM system.runtime.tasks",
+        "SELECT * FROM system.runtime.nodes",
+        "SELECT * FROM system.runtime.transactions",
+        "SELECT * FROM system.jdbc.tables",
+        "SELECT * FROM system.jdbc.columns",
+        "SELECT * FROM system.jdbc.catalogs",
+        "SELECT * FROM system.metadata.catalogs",
+        "SELECT * FROM system.metadata.table_properties",
+        "SELECT * FROM system.metadata.materialized_views",
+        f"CALL system.runtime.kill_query(query_id => '{platform_query.query_id}', message => 'x')",
+    ):
+        COUNTS["attempts"] += 1
+        try:
+            rows = _rows(conn, sql)
+        except trino.exceptions.TrinoQueryError as e:
+            assert e.error_name == "PERMISSION_DENIED", (sql, e.error_name, e.message)
+            assert ab["sb"] not in e.message
+            COUNTS["denials"] += 1
+        else:
+            _leak(f"{sql} answered alice: {str(rows)[:300]}")
+    _b_is_intact(settings, ab)
+
+
 # -- 5. the workspace service
 
 

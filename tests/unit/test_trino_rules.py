@@ -15,6 +15,7 @@ def test_rules_against_literal_expectations():
         "catalogs": [
             {"user": "^(admin|agp\\-service)$", "catalog": ".*", "allow": "all"},
             {"user": "^(alice|bob|carol|dave\\.k)$", "catalog": "iceberg", "allow": "all"},
+            {"user": "^(alice|bob|carol|dave\\.k)$", "catalog": "system", "allow": "read-only"},
             {"catalog": ".*", "allow": "none"},
         ],
         "schemas": [
@@ -28,6 +29,13 @@ def test_rules_against_literal_expectations():
             {
                 "user": "^(admin|agp\\-service)$",
                 "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP", "GRANT_SELECT"],
+            },
+            {
+                "user": "^(alice|bob|carol|dave\\.k)$",
+                "catalog": "system",
+                "schema": "^metadata$",
+                "table": "^table_comments$",
+                "privileges": ["SELECT"],
             },
             {
                 "user": "^(alice)$",
@@ -82,3 +90,23 @@ def test_rules_are_written_atomically_and_only_when_changed(tmp_path):
     assert json.loads(path.read_text()) == rules
     assert write_atomically(path, rules) is False
     assert [p.name for p in tmp_path.iterdir()] == ["rules.json"], "no temporary file is left behind"
+
+
+def test_members_read_only_table_comments_of_system():
+    rules = build_rules([Grant("s1", frozenset({"a1"}), frozenset({"v1"}))], admins=["admin"])
+    system_tables = [r for r in rules["tables"] if r.get("catalog") == "system"]
+    assert system_tables == [
+        {
+            "user": "^(a1|v1)$",
+            "catalog": "system",
+            "schema": "^metadata$",
+            "table": "^table_comments$",
+            "privileges": ["SELECT"],
+        }
+    ], "no other system table (runtime.queries, jdbc.*, metadata.*) is opened"
+    assert {"user": "^(a1|v1)$", "catalog": "system", "allow": "read-only"} in rules["catalogs"]
+    # Only admins see other users' queries; members may run their own.
+    assert rules["queries"] == [
+        {"user": "^(admin|agp\\-service)$", "allow": ["execute", "kill", "view"]},
+        {"allow": ["execute"]},
+    ]
