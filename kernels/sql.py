@@ -132,7 +132,9 @@ def connect(broker: BrokerClient) -> None:
     from sql.connection import ConnectionManager
 
     if ConnectionManager.current is None:
-        ConnectionManager.set(engine(broker), displaycon=False, alias=ALIAS)
+        from .persist import connection
+
+        ConnectionManager.set(connection(engine(broker), broker, ALIAS), displaycon=False, alias=ALIAS)
 
 
 def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:

@@ -12,8 +12,11 @@
    ``%sql SELECT 1`` (which loads jupysql) against the first raw cursor ``SELECT 1``.
 4. ``agp.kernels.spark()`` cold start to the first query against a plain ``SparkSession.builder`` with the same
    jars and settings, each in a fresh process.
+5. ``%sql --persist`` of a 100,000-row DataFrame against writing the same frame (index included, as ``--persist``
+   writes it) with pyiceberg directly (``create_table`` and ``append`` on the user's brokered catalog), alternated,
+   median of 3 each; the table is dropped between runs, outside the timing.
 
-Needs the lab running (`agp lab up`).
+Needs the lab running (`agp lab up`). ``--persist`` runs section 5 alone.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ if side == "%sql":
     ip = start_ipython()
     ip.run_line_magic("load_ext", "agp.kernels")
     ip.run_line_magic("sql", "SELECT 1")
-    run = lambda: ip.run_line_magic("sql", big)
+    run = lambda: ip.run_line_magic("sql", big).DataFrame()
 else:
     conn = trino_connect(BrokerClient.from_environment())
     def run():
@@ -206,6 +209,53 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
+def bench_persist(ip, broker: BrokerClient, rows: int = 100_000, runs: int = 3) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from agp.kernels.credentials import load_catalog
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "meter_id": np.arange(rows),
+            "city": rng.choice(["Bern", "Basel", "Genf", "Zug"], rows),
+            "kwh": rng.random(rows).round(3),
+            "day": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(rows) % 365, unit="D"),
+        }
+    )
+    ip.user_ns["bench_persist"] = frame
+    catalog = load_catalog(broker)
+    identifier = (broker.get("trino")["schema"], "bench_persist")
+
+    def drop() -> None:
+        if catalog.table_exists(identifier):
+            catalog.purge_table(identifier)
+
+    def magic() -> None:
+        ip.run_line_magic("sql", "--persist bench_persist")
+
+    def direct() -> None:
+        data = pa.Table.from_pandas(frame.reset_index(), preserve_index=False)
+        data = data.set_column(4, "day", data.column("day").cast(pa.timestamp("us")))
+        catalog.create_table(identifier, schema=data.schema).append(data)
+
+    times: dict[str, list[float]] = {"%sql --persist": [], "pyiceberg": []}
+    for _ in range(runs):
+        for name, fn in (("%sql --persist", magic), ("pyiceberg", direct)):
+            drop()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+            assert catalog.load_table(identifier).scan().to_arrow().num_rows == rows
+    drop()
+    a, p = statistics.median(times["%sql --persist"]), statistics.median(times["pyiceberg"])
+    print(
+        f"{rows:,} rows persisted, median of {runs}: %sql --persist {a:.2f} s, pyiceberg create_table + append "
+        f"{p:.2f} s; ratio {a / p:.2f} (target <= 1.5)"
+    )
+
+
 def main() -> int:
     settings = Settings()
     session = HubSession(settings.hub_url)
@@ -215,12 +265,14 @@ def main() -> int:
     os.environ.update(AGP_WORKSPACE_SERVICE_URL=broker.service_url, JUPYTERHUB_API_TOKEN=token, AGP_WORKSPACE="demo")
     env = dict(os.environ)
     print()
-    bench_kernels(env)
-
     from IPython.testing.globalipapp import start_ipython
 
     ip = start_ipython()
     ip.run_line_magic("load_ext", "agp.kernels")
+    if "--persist" in sys.argv[1:]:
+        bench_persist(ip, broker)
+        return 0
+    bench_kernels(env)
     conn = trino_connect(broker)
 
     def raw_one():
@@ -242,7 +294,7 @@ def main() -> int:
         f"{small['raw cursor']:.1f} ms; ratio {small['%sql'] / small['raw cursor']:.2f} (target <= 1.3)"
     )
 
-    big = interleaved({"raw cursor + DataFrame": raw_big, "%sql": lambda: ip.run_line_magic("sql", BIG)}, 3)
+    big = interleaved({"raw cursor + DataFrame": raw_big, "%sql": lambda: ip.run_line_magic("sql", BIG).DataFrame()}, 3)
     print(
         f"1,000,000 rows into pandas, median of 3: %sql {big['%sql'] / 1000:.2f} s, raw cursor + DataFrame "
         f"{big['raw cursor + DataFrame'] / 1000:.2f} s; ratio {big['%sql'] / big['raw cursor + DataFrame']:.2f}"
@@ -265,6 +317,7 @@ def main() -> int:
         f"Spark cold start to the first query (median of 2 each): agp.kernels.spark() {a:.1f} s, plain builder "
         f"{p:.1f} s; ratio {a / p:.2f} (target <= 1.1); second call {warm:.3f} ms (target < 50 ms)"
     )
+    bench_persist(ip, broker)
     return 0
 
 
