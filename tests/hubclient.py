@@ -104,14 +104,24 @@ class KeycloakAdmin:
 
     def __init__(self, keycloak_url: str, realm: str, user: str, password: str):
         self.base = f"{keycloak_url.rstrip('/')}/admin/realms/{realm}"
-        r = requests.post(
-            f"{keycloak_url.rstrip('/')}/realms/master/protocol/openid-connect/token",
-            data={"grant_type": "password", "client_id": "admin-cli", "username": user, "password": password},
-            timeout=30,
-        )
-        r.raise_for_status()
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        self._token_url = f"{keycloak_url.rstrip('/')}/realms/master/protocol/openid-connect/token"
+        self._login = {"grant_type": "password", "client_id": "admin-cli", "username": user, "password": password}
+        self._session = requests.Session()
+        self._renew_at = 0.0
+        _ = self.http  # fails here, at once, if the admin cannot log in
+
+    @property
+    def http(self) -> requests.Session:
+        """A session with a valid admin token: the master realm's tokens live a minute, the fixture a whole run."""
+        import time
+
+        if time.monotonic() >= self._renew_at:
+            r = requests.post(self._token_url, data=self._login, timeout=30)
+            r.raise_for_status()
+            doc = r.json()
+            self._session.headers["Authorization"] = f"Bearer {doc['access_token']}"
+            self._renew_at = time.monotonic() + max(doc.get("expires_in", 60) - 20, 5)
+        return self._session
 
     def create_user(self, username: str, password: str) -> str:
         r = self.http.post(
