@@ -103,6 +103,31 @@ def _missing(value: Any) -> bool:
         return False
 
 
+def unfit_columns(table: Any, data: Any) -> list[str]:
+    """Why rows of Arrow schema ``data`` cannot be appended to a table of Arrow schema ``table``, column by column
+    (pure; empty when they can). Missing columns are allowed (they stay empty), as are the widenings Iceberg allows."""
+    import pyarrow as pa
+
+    def same(have: Any, want: Any) -> bool:
+        if have == want:
+            return True
+        if pa.types.is_string(want) or pa.types.is_large_string(want):
+            return pa.types.is_string(have) or pa.types.is_large_string(have)
+        if pa.types.is_integer(want) and pa.types.is_integer(have):
+            return have.bit_width <= want.bit_width
+        if pa.types.is_floating(want) and pa.types.is_floating(have):
+            return have.bit_width <= want.bit_width
+        return False
+
+    misfits = []
+    for field in data:
+        if field.name not in table.names:
+            misfits.append(f"{field.name} is no column of the table")
+        elif not same(field.type, table.field(field.name).type):
+            misfits.append(f"{field.name} is {table.field(field.name).type} in the table but {field.type} here")
+    return misfits
+
+
 def write(
     catalog: Any, namespace: str, name: str, data: Any, if_exists: str, drop: Callable[[tuple], Any] | None = None
 ) -> str:
@@ -120,7 +145,11 @@ def write(
     if exists and if_exists == "fail":
         raise FileExistsError(name)
     if exists and if_exists == "append":
-        catalog.load_table(identifier).append(data)
+        table = catalog.load_table(identifier)
+        misfits = unfit_columns(table.schema().as_arrow(), data.schema)
+        if misfits:
+            raise ValueError(f"The DataFrame does not fit table {name}: {'; '.join(misfits)}.")
+        table.append(data)
         return "appended"
     if exists:
         drop(identifier)
@@ -175,6 +204,8 @@ def persisting_connection_class() -> type:
             namespace = schema or self._namespace()
             try:
                 write(self._catalog(), namespace, table_name, data, if_exists, drop=self.drop_table)
+            except ValueError as e:  # the frame does not fit the table it is appended to
+                raise exceptions.ValueError(" ".join(str(e).split())[:500]) from None
             except FileExistsError:
                 raise exceptions.ValueError(
                     f"Table {table_name!r} already exists. Consider using --persist-replace to drop the table "

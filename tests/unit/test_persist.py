@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
-from agp.kernels.persist import frame_to_arrow, write
+from agp.kernels.persist import frame_to_arrow, unfit_columns, write
 
 
 def test_types_are_what_trino_would_have_made_with_to_sql():
@@ -198,3 +198,26 @@ def test_jupysql_errors_stay_jupysqls(shell):
     shell.user_ns["u"] = pd.DataFrame({"x": pd.Series([1], dtype="uint64")})
     with pytest.raises(UsageError, match="Column 'x' holds unsigned 64-bit integers"):
         shell.run_line_magic("sql", "--persist u")
+
+
+def test_what_an_append_cannot_put_into_a_table_is_named_column_by_column():
+    table = pa.schema([("id", pa.int64()), ("kwh", pa.float64()), ("city", pa.string()), ("at", pa.timestamp("us"))])
+    assert (
+        unfit_columns(table, pa.schema([("id", pa.int32()), ("kwh", pa.float32()), ("city", pa.large_string())])) == []
+    )
+    assert unfit_columns(
+        table, pa.schema([("id", pa.string()), ("at", pa.timestamp("us", "UTC")), ("x", pa.int8())])
+    ) == [
+        "id is int64 in the table but string here",
+        "at is timestamp[us] in the table but timestamp[us, tz=UTC] here",
+        "x is no column of the table",
+    ]
+
+
+def test_an_append_that_does_not_fit_changes_nothing(catalog):
+    write(catalog, "ws", "df", pa.table({"id": [1]}), "fail")
+    with pytest.raises(
+        ValueError, match="The DataFrame does not fit table df: id is int64 in the table but string here"
+    ):
+        write(catalog, "ws", "df", pa.table({"id": ["one"]}), "append")
+    assert rows(catalog) == {"id": [1]}
