@@ -14,7 +14,7 @@
    jars and settings, each in a fresh process.
 5. ``%sql --persist`` of a 100,000-row DataFrame against writing the same frame (index included, as ``--persist``
    writes it) with pyiceberg directly (``create_table`` and ``append`` on the user's brokered catalog), alternated,
-   median of 3 each; the table is dropped between runs, outside the timing.
+   median of 5 each; the table is dropped between runs, outside the timing.
 
 Needs the lab running (`agp lab up`). ``--persist`` runs section 5 alone.
 """
@@ -209,7 +209,7 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
-def bench_persist(ip, broker: BrokerClient, rows: int = 100_000, runs: int = 3) -> None:
+def bench_persist(ip, broker: BrokerClient, rows: int = 100_000, runs: int = 5) -> None:
     import numpy as np
     import pyarrow as pa
 
