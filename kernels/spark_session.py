@@ -14,6 +14,7 @@ the browser needs no other port than the hub's: :func:`spark_ui_url` gives that 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import html
 import logging
 import os
@@ -21,6 +22,7 @@ import secrets
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -126,10 +128,25 @@ def connect_conf(broker: BrokerClient) -> dict[str, str]:
     Connect session carries, and part of a classic one (:func:`builder_conf`). For Connect, Iceberg's jars and SQL
     extensions belong to the server's own configuration.
     """
+    cat = broker.get("catalog")
     return {
-        "spark.sql.catalog.iceberg.token": broker.token,
-        "spark.sql.catalog.iceberg.default-namespace": broker.get("catalog")["namespace"],
         **spark_conf(broker),
+        **catalog_auth_conf(cat["uri"], broker.token),
+        "spark.sql.catalog.iceberg.default-namespace": cat["namespace"],
+    }
+
+
+def catalog_auth_conf(uri: str, token: str, catalog: str = "iceberg") -> dict[str, str]:
+    """How Iceberg's REST client authenticates to the catalog (pure): the server's own token as a bearer token,
+    named the way Iceberg 1.10 expects (an explicit auth manager and token endpoint; without them it logs two
+    deprecation warnings at every start). The token is never exchanged or refreshed there: it lives as long as
+    the server, so the endpoint is only named, never called."""
+    prefix = f"spark.sql.catalog.{catalog}"
+    return {
+        f"{prefix}.rest.auth.type": "oauth2",
+        f"{prefix}.token": token,
+        f"{prefix}.oauth2-server-uri": f"{uri.rstrip('/')}/v1/oauth/tokens",
+        f"{prefix}.token-refresh-enabled": "false",
     }
 
 
@@ -182,7 +199,8 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)
-        _session = builder.getOrCreate()
+        with _children_write_to_the_log():
+            _session = builder.getOrCreate()
         _ui_url = _expose_ui(_session.sparkContext, service_prefix)
         _session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
         if not _stop_registered:
@@ -192,6 +210,30 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
             _monitor = _notebook_extras(shell, _session.sparkContext, service_prefix)
             _invalidate_after_spark_jobs(shell)
         return _session
+
+
+@contextlib.contextmanager
+def _children_write_to_the_log() -> Iterator[None]:
+    """Processes started meanwhile (Spark's JVM) write their stderr where the kernel's own stderr goes (the
+    server's log), not into the cell: ipykernel forwards what is written to file descriptor 2 to the notebook, and
+    gives the stream it came from as ``sys.stderr.fileno()``. Spark's own messages at start (the JVM's incubator
+    module notice, log4j's defaults) and its log after are the log's business; errors still reach the cell as
+    Python exceptions."""
+    try:
+        target = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real stream: nothing is captured
+        target = 2
+    if target == 2:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _expose_ui(sc: Any, service_prefix: str | None) -> str | None:

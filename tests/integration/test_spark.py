@@ -242,3 +242,17 @@ def test_a_running_job_shows_a_progress_bar_in_its_cell(kernel, tmp_path):
     out = "".join(text(m) for m in messages_of(kernel, check, idle) if m["msg_type"] == "stream")
     assert "console false alive True" in out
     assert "after stop False None" in out, "the progress thread ends with the session"
+
+
+def test_a_clean_start_prints_nothing_into_the_cell(tmp_path_factory, user_api, hub_url, settings):
+    """Spark's and Iceberg's start-up lines (the JVM's notice, log4j's defaults, Iceberg's deprecation warnings
+    about our settings) are not the notebook's: a cell that makes the session and runs a job shows no stream."""
+    token = user_api("alice").http.headers["Authorization"].split()[1]
+    env = {"AGP_CACHE_DIR": str(settings.cache_dir), "JUPYTERHUB_SERVICE_PREFIX": PREFIX}
+    with workspace_kernel(tmp_path_factory.mktemp("jupyter-data"), hub_url, token, **env) as kc:
+        cell = "from agp.kernels import spark\ns = spark()\ns.sql('SELECT count(*) FROM meter_readings').collect()"
+        made = messages_of(kc, kc.execute(cell), idle)
+        done = messages_of(kc, kc.execute("from agp.kernels.spark_session import _stop\n_stop()"), idle)
+    assert not [m for m in made + done if m["msg_type"] == "error"], made
+    streams = [(m["content"]["name"], m["content"]["text"]) for m in made if m["msg_type"] == "stream"]
+    assert streams == [], streams

@@ -173,3 +173,43 @@ def test_free_port_is_free():
     port = ss.free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_the_catalog_is_reached_with_the_servers_token_as_iceberg_1_10_names_it():
+    assert ss.catalog_auth_conf("https://hub/services/workspaces/iceberg/", "tok") == {
+        "spark.sql.catalog.iceberg.rest.auth.type": "oauth2",
+        "spark.sql.catalog.iceberg.token": "tok",
+        "spark.sql.catalog.iceberg.oauth2-server-uri": "https://hub/services/workspaces/iceberg/v1/oauth/tokens",
+        "spark.sql.catalog.iceberg.token-refresh-enabled": "false",
+    }
+
+
+def test_children_started_in_a_captured_kernel_write_to_the_kernels_own_stderr(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    log = (tmp_path / "server.log").open("w+b")
+
+    class Captured:  # ipykernel's stderr: fd 2 is a pipe to the cell, fileno() the stream it came from
+        def fileno(self):
+            return log.fileno()
+
+        def flush(self):
+            pass
+
+    cell = tmp_path / "cell"
+    saved = os.dup(2)
+    try:
+        with cell.open("wb") as f:
+            os.dup2(f.fileno(), 2)
+            monkeypatch.setattr(sys, "stderr", Captured())
+            with ss._children_write_to_the_log():
+                subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('jvm says hi')"], check=True)
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('later')"], check=True)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    log.seek(0)
+    assert log.read() == b"jvm says hi"
+    assert cell.read_bytes() == b"later", "fd 2 is the cell's again afterwards"
