@@ -51,13 +51,18 @@ def source_digest(files: Iterable[tuple[str, bytes]]) -> str:
     return h.hexdigest()[:16]
 
 
+EXTRA = "notebook"  # the optional dependencies a notebook's Python gets besides agp's own (pyproject.toml)
+
+
 def requirements(pyproject: str) -> list[str]:
-    """The runtime's dependencies: those of the distribution, as ``pyproject.toml`` declares them (pure)."""
+    """The runtime's dependencies: those of the distribution and of its ``notebook`` extra, as ``pyproject.toml``
+    declares them (pure)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import toml as tomllib  # type: ignore[no-redef]
-    return sorted(tomllib.loads(pyproject)["project"]["dependencies"])
+    project = tomllib.loads(pyproject)["project"]
+    return sorted(project["dependencies"] + project.get("optional-dependencies", {}).get(EXTRA, []))
 
 
 def wanted_marker(source: str, deps: str, python: str) -> dict[str, str]:
@@ -147,7 +152,7 @@ def _install(folders: ServerFolders, console: Console) -> None:
             # System site packages make the user's own site count (PIP_USER); --ignore-installed keeps Debian's
             # packages out of the venv's own, which come first on sys.path.
             _run([str(BASE_PYTHON), "-m", "venv", "--system-site-packages", str(folders.venv)], status, what)
-            _run([*pip, "--ignore-installed", str(wheel)], status, what)
+            _run([*pip, "--ignore-installed", f"{wheel}[{EXTRA}]"], status, what)
         else:
             _run([*pip, "--no-deps", "--force-reinstall", str(wheel)], status, what)
         _post_install(folders)

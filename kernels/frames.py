@@ -13,8 +13,9 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,55 @@ _FLOAT = {"double", "real"}  # JSON numbers, or the strings "NaN", "Infinity", "
 _NESTED = {"array", "map", "row"}
 
 
+# Statements that only read: a result a DataFrame took over may be run again for the rows jupysql asks for after.
+_READS = re.compile(r"^\s*(\(\s*)*(select|with|values|table|show|describe|explain)\b", re.I)
+
+
 class Cursor:
-    """A ``trino`` cursor that remembers the first rows it handed out (everything else is the cursor's own)."""
+    """A ``trino`` cursor that remembers the first rows it handed out (everything else is the cursor's own).
+
+    Once a DataFrame has taken over its result (:func:`read_columns`), the rows jupysql's ResultSet asks for
+    afterwards (``len(result)``, iterating it, ``result.dict()``) come from the same query run again, past the rows
+    it already has, if the statement only reads; as jupysql's own native path (DuckDB's) runs it again.
+    """
 
     def __init__(self, cursor: Any):
         self._cursor = cursor
         self.head: list = []
         self.handed_out = 0
+        self.taken_at: int | None = None  # rows handed out when a DataFrame took the result over
+        self._again: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
+
+    operation: str | None = None  # what was executed, with its bind markers, and its parameters
+    params: Any = None
+
+    def execute(self, operation: str, params: Any = None) -> Any:
+        self.operation, self.params = operation, params
+        self._cursor.execute(operation, params) if params else self._cursor.execute(operation)
+        return self
+
+    def _rest(self) -> Any:
+        """The cursor the remaining rows come from: this one, or the query run again once a frame took it."""
+        if self.taken_at is None:
+            return self._cursor
+        if self._again is None:
+            query = self._cursor._query
+            text = query.query if query is not None else ""
+            if not _READS.match(text or ""):
+                return _Exhausted()
+            import trino
+
+            # A plain cursor of the same connection: not the kernel's latest query, which jupysql may adopt next.
+            again = trino.dbapi.Connection.cursor(self._cursor.connection)
+            again.execute(text)
+            for _ in range(self.taken_at):
+                if again.fetchone() is None:
+                    break
+            self._again = again
+        return self._again
 
     def __iter__(self):
         return self
@@ -54,16 +94,29 @@ class Cursor:
         return rows
 
     def fetchone(self):
-        row = self._cursor.fetchone()
+        row = self._rest().fetchone()
         if row is not None:
             self._remember([row])
         return row
 
     def fetchmany(self, size: int | None = None):
-        return self._remember(self._cursor.fetchmany(size))
+        return self._remember(self._rest().fetchmany(size))
 
     def fetchall(self):
-        return self._remember(self._cursor.fetchall())
+        return self._remember(self._rest().fetchall())
+
+
+class _Exhausted:
+    """What a result that wrote something has left after a DataFrame took it: nothing."""
+
+    def fetchone(self):
+        return None
+
+    def fetchmany(self, size: int | None = None):
+        return []
+
+    def fetchall(self):
+        return []
 
 
 class FrameConnection:
@@ -71,6 +124,8 @@ class FrameConnection:
 
     _last: weakref.ref | None = None
     _adopted: Cursor | None = None
+    # jupysql's ``autolimit`` (0: none), read when a frame is made: jupysql applies it only to the rows it fetches.
+    row_limit: Callable[[], int] | None = None
 
     def remember(self, cursor: Cursor) -> None:
         self._last = weakref.ref(cursor)
@@ -78,11 +133,15 @@ class FrameConnection:
     def execute(self, statement: str) -> Any:
         """Adopt the query jupysql just ran for ``statement`` (if it is still whole); run it again otherwise."""
         last = self._last() if self._last is not None else None
-        if last is not None and _same(last._query, statement) and last.handed_out == len(last.head):
+        bound = last is not None and last.params and _same_bound(last.operation, statement)
+        if last is not None and (_same(last._query, statement) or bound) and last.handed_out == len(last.head):
             self._adopted = last
         else:
             cursor = self.cursor()  # type: ignore[attr-defined]
-            cursor.execute(statement)
+            if bound:  # jupysql's statement has named parameters (``:rating``): run it with the values it had
+                cursor.execute(last.operation, last.params)
+            else:
+                cursor.execute(statement)
             self._adopted = cursor
         return self._adopted
 
@@ -94,7 +153,8 @@ class FrameConnection:
             raise RuntimeError("There is no query to make a DataFrame of.")
         if cursor.handed_out != len(cursor.head):
             raise RuntimeError("The query's rows were already read; run it again.")
-        return columns(cursor), read_columns(cursor)
+        limit = self.row_limit() if self.row_limit is not None else 0
+        return columns(cursor), read_columns(cursor, limit)
 
     def df(self) -> Any:
         import pandas as pd
@@ -119,6 +179,19 @@ def _same(query: Any, statement: str) -> bool:
     return query is not None and norm(query.query) == norm(statement)
 
 
+_MARKER = re.compile(r"(?<![:\w]):\w+|%\(\w+\)s|\?")
+
+
+def _same_bound(operation: str | None, statement: str) -> bool:
+    """Whether ``operation`` (as the driver got it, ``?`` for each value) is ``statement`` (as jupysql has it,
+    ``:name`` for each value), bind markers aside (pure)."""
+
+    def norm(sql: str) -> str:
+        return " ".join(_MARKER.sub("?", sql).split()).rstrip(";").strip()
+
+    return operation is not None and norm(operation) == norm(statement)
+
+
 def _unique(names: list[str]) -> list[str]:
     """Column names made distinct (``x``, ``x_1``, ...), as polars requires."""
     seen: dict[str, int] = {}
@@ -134,9 +207,10 @@ def columns(cursor: Any) -> list[str]:
     return [d[0] for d in cursor.description or []]
 
 
-def read_columns(cursor: Cursor) -> list[list]:
+def read_columns(cursor: Cursor, limit: int = 0) -> list[list]:
     """Every column of the cursor's result: the rows it already handed out, then the rest read raw and converted
-    once per column."""
+    once per column. With a ``limit``, its first ``limit`` rows, and the query is cancelled in Trino if it has
+    more."""
     import trino.mapper
 
     query = cursor._query
@@ -149,7 +223,10 @@ def read_columns(cursor: Cursor) -> list[list]:
     # Read in chunks and turn each into columns at once: the rows of one chunk, not of the whole result, are held
     # beside the columns.
     data: list[list] = [[] for _ in raw_types]
-    chunks = itertools.chain([cursor.head], _chunks(cursor._cursor._iterator))
+    head, rest = cursor.head, _chunks(cursor._cursor._iterator)
+    if limit:
+        head, rest = head[:limit], _limited(rest, limit - len(head[:limit]))
+    chunks = itertools.chain([head], rest)
     # Millions of new objects and no garbage among them: the cyclic collector would only walk them, again and again.
     collecting = gc.isenabled()
     gc.disable()
@@ -158,11 +235,17 @@ def read_columns(cursor: Cursor) -> list[list]:
             if chunk:
                 for column, values in zip(data, zip(*chunk, strict=True), strict=True):
                     column.extend(values)
-            if chunk is not cursor.head:
+            if chunk is not head:
                 cursor.handed_out += len(chunk)
     finally:
         if collecting:
             gc.enable()
+    if limit and not query.finished:
+        try:
+            cursor.cancel()  # the rest is not wanted
+        except Exception:
+            log.debug("could not cancel the rest of a limited query", exc_info=True)
+    cursor.taken_at = len(cursor.head) if cursor.handed_out > len(cursor.head) or limit else None
     if mapper is None or nested or not isinstance(mapper, trino.mapper.RowMapper):
         return data
     for i, (raw_type, value_mapper) in enumerate(zip(raw_types, mapper.columns, strict=True)):
@@ -176,6 +259,17 @@ def read_columns(cursor: Cursor) -> list[list]:
         # Dates, times, decimals, binary, UUIDs...: raw values are strings; the first rows are mapped already.
         data[i] = [value_mapper.map(v) if type(v) is str else v for v in data[i]]
     return data
+
+
+def _limited(chunks: Iterator[list], limit: int) -> Iterator[list]:
+    """The chunks, cut after their first ``limit`` rows (pure)."""
+    left = limit
+    while left > 0:  # checked before a chunk is read: none is read past the limit
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk if len(chunk) <= left else chunk[:left]
+        left -= len(chunk)
 
 
 def _chunks(rows: Iterator | None, size: int = 100_000) -> Iterator[list]:

@@ -3,8 +3,11 @@
 The connection is made lazily (nothing is contacted until the first query) and authenticates with JWTs from the
 credential broker, renewed as they near expiry; no password is typed into a notebook.
 
-jupysql's ``%sql`` stays what it is (``%%sql``, ``<<``, ``--save``, row limits); the kernel wraps it so that:
+jupysql stays what it is, with its own defaults (``%%sql``, ``<<``, ``--save``, row limits; ``%sql`` returns its
+ResultSet) but ``displaycon``; the kernel wraps its magics (``%sql``, ``%jupysql``, ``%sqlcmd``, ``%sqlplot``, and
+again after ``%load_ext sql`` or ``%reload_ext sql``) so that:
 
+- whichever runs first connects to Trino;
 - a Trino error is one or a few lines that name it (jupysql's own messages add hints for other databases);
 - a long query shows Trino's progress, and interrupting the kernel cancels it in Trino (:mod:`.query`);
 - after a statement that changes the catalog, the server's catalog cache is told to forget what it holds.
@@ -17,6 +20,8 @@ import logging
 import re
 import threading
 from typing import Any
+
+from IPython.core.extensions import ExtensionManager as _IPythonExtensionManager
 
 from .credentials import BrokerClient, BrokerError, trino_connect
 from .query import TRACKER, describe_error
@@ -31,31 +36,50 @@ _WRITES = re.compile(
 )
 
 
+def autolimit() -> int:
+    """jupysql's ``SqlMagic.autolimit`` in this IPython (0, no limit, where jupysql is not loaded)."""
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    magic = ip.magics_manager.registry.get("SqlMagic") if ip is not None else None
+    return int(getattr(magic, "autolimit", 0) or 0)
+
+
 def engine(broker: BrokerClient | None = None, tracker: Any = TRACKER) -> Any:
-    """A SQLAlchemy engine on Trino whose DBAPI connections come from :func:`agp.kernels.credentials.trino_connect`."""
+    """A SQLAlchemy engine on Trino whose DBAPI connections come from :func:`agp.kernels.credentials.trino_connect`;
+    the DataFrames they make hold at most ``autolimit`` rows, as jupysql's results do."""
     from sqlalchemy import create_engine
 
     broker = broker or BrokerClient.from_environment()
+
+    def creator() -> Any:
+        conn = trino_connect(broker, tracker=tracker)
+        conn.row_limit = autolimit
+        return conn
+
     # The URL only names the dialect; every connection is made by the creator, with the broker's credentials.
-    return create_engine("trino://", creator=lambda: trino_connect(broker, tracker=tracker), pool_pre_ping=False)
+    return create_engine("trino://", creator=creator, pool_pre_ping=False)
 
 
-LAZY_MAGICS = ("sql", "sqlcmd", "sqlplot")
-DEFAULTS = {"autopandas": True, "displaycon": False, "feedback": 0}
+# jupysql's magics (``%jupysql`` is its second name for ``%sql``): stand-ins until the first use, then wrapped.
+LAZY_MAGICS = ("sql", "jupysql", "sqlcmd", "sqlplot")
+LINE_ONLY = ("sqlcmd", "sqlplot")
+# Where the kernel's SqlMagic differs from jupysql's defaults. Everything else (autopandas off: ``%sql`` returns
+# jupysql's ResultSet; autolimit, displaylimit, feedback, named_parameters...) is jupysql's, as its docs show it.
+DEFAULTS = {"displaycon": False}  # one connection: its name above every result says nothing
 
 
 def install_lazy(ip: Any) -> None:
-    """Register stand-ins for jupysql's magics; the first use of any loads and configures jupysql, then runs."""
+    """Register stand-ins for jupysql's magics; the first use of any loads and configures jupysql, then runs.
+
+    ``%load_ext sql`` (the first cell of jupysql's guides) configures jupysql the same way
+    (:class:`ExtensionManager`), so it keeps the workspace's connection.
+    """
 
     def make(name: str):
         def stand_in(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
             if getattr(ip.magics_manager.magics["line"].get(name), "agp_stand_in", False):
-                try:
-                    configure(ip)
-                except BrokerError as e:
-                    from IPython.core.error import UsageError
-
-                    raise UsageError(str(e)) from None
+                configure(ip)
             kind = "line" if cell is None else "cell"
             magic = ip.magics_manager.magics[kind][name]
             if getattr(magic, "agp_stand_in", False):  # jupysql has no such magic of this kind
@@ -72,6 +96,7 @@ def install_lazy(ip: Any) -> None:
 
     for name in LAZY_MAGICS:
         ip.register_magic_function(make(name), magic_kind="line_cell", magic_name=name)
+    use_extension_manager(ip)
     if getattr(ip, "kernel", None) is not None:
         warm_up()
 
@@ -101,58 +126,112 @@ def warm_up(delay: float = 1.0) -> threading.Thread:
     return timer
 
 
+class ExtensionManager(_IPythonExtensionManager):
+    """IPython's extension manager; loading (or reloading) jupysql also gives it the workspace's connection and
+    the kernel's defaults, so ``%load_ext sql`` and ``%reload_ext sql`` keep ``%sql`` on Trino."""
+
+    def load_extension(self, module_str: str) -> Any:
+        result = super().load_extension(module_str)
+        if module_str == "sql" and result is None:
+            adopt(self.shell)
+        return result
+
+    def reload_extension(self, module_str: str) -> None:
+        super().reload_extension(module_str)
+        if module_str == "sql":
+            adopt(self.shell)
+
+
+def use_extension_manager(ip: Any) -> None:
+    """Give ``ip`` an :class:`ExtensionManager` in place of IPython's (keeping what it has loaded)."""
+    current = getattr(ip, "extension_manager", None)
+    if current is None or isinstance(current, ExtensionManager):
+        return
+    manager = ExtensionManager(shell=ip, parent=ip)
+    manager.loaded = current.loaded  # the same set: the extension being loaded now is recorded in it afterwards
+    ip.extension_manager = manager
+    ip.configurables = [manager if c is current else c for c in ip.configurables]
+
+
 def configure(ip: Any, broker: BrokerClient | None = None) -> None:
-    """Load jupysql into ``ip``; the workspace's Trino schema becomes its connection at the first ``%sql``.
+    """Load jupysql into ``ip`` (as a ``%sql`` stand-in does at first use); the workspace's Trino schema becomes
+    its connection at the first magic that needs one.
 
     jupysql asks the database for its version when a connection is set, so setting it at kernel start would cost
     a round trip to Trino and, with Trino down, leave ``%sql`` without a connection for the whole session.
     """
-    broker = broker or BrokerClient.from_environment()
-    chosen = dict(ip.config.get("SqlMagic", {}))  # what the user set with %config before the first %sql
     from IPython.utils.capture import capture_output
-
-    # jupysql parses statements with sqlglot only to find table names; its warnings about Trino syntax it does not
-    # know ("SHOW TABLES … Falling back to parsing as a 'Command'") would land in the cell as stderr.
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
     # jupysql greets with tips about where its settings could live; the notebook user did not ask (kept in the log).
     with capture_output() as greeting:
         ip.extension_manager.load_extension("sql")
     if greeting.stdout.strip():
         log.info("jupysql: %s", " ".join(greeting.stdout.split()))
-    for key, value in DEFAULTS.items():
-        if key in chosen or (key == "autopandas" and chosen.get("autopolars")):
+    adopt(ip, broker)
+
+
+def adopt(ip: Any, broker: BrokerClient | None = None) -> None:
+    """jupysql is loaded in ``ip``: apply the kernel's defaults and wrap its magics (idempotent)."""
+    # jupysql parses statements with sqlglot only to find table names; its warnings about Trino syntax it does not
+    # know ("SHOW TABLES … Falling back to parsing as a 'Command'") would land in the cell as stderr.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    magic = ip.magics_manager.registry.get("SqlMagic")
+    if magic is not None:
+        apply_defaults(magic, dict(ip.config.get("SqlMagic", {})))
+    for name in LAZY_MAGICS:
+        wrap_magic(ip, broker, name)
+
+
+def apply_defaults(magic: Any, chosen: dict[str, Any], defaults: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
+    """Set :data:`DEFAULTS` on jupysql's SqlMagic where the user chose nothing (``%config`` before the first
+    ``%sql``: ``chosen``; jupysql's pyproject.toml or ~/.jupysql/config: a value that is not the trait's default).
+    Returns what it set."""
+    applied = {}
+    for key, value in defaults.items():
+        trait = magic.traits().get(key)
+        if trait is None or key in chosen or getattr(magic, key) != trait.default_value:
             continue
-        ip.run_line_magic("config", f"SqlMagic.{key} = {value!r}")
-    wrap_magic(ip, broker)
+        setattr(magic, key, value)
+        applied[key] = value
+    return applied
 
 
-def connect(broker: BrokerClient) -> None:
+def connect(broker: BrokerClient | None) -> None:
     """Make Trino jupysql's current connection, unless the user has chosen another one."""
     from sql.connection import ConnectionManager
 
     if ConnectionManager.current is None:
+        from .connection import speak_trino
         from .persist import connection
 
-        ConnectionManager.set(connection(engine(broker), broker, ALIAS), displaycon=False, alias=ALIAS)
+        broker = broker or BrokerClient.from_environment()
+        ConnectionManager.set(speak_trino(connection(engine(broker), broker, ALIAS)), displaycon=False, alias=ALIAS)
 
 
-def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
-    """Register ``%sql``/``%%sql`` again around jupysql's: short errors, cancel on interrupt, cache invalidation."""
+def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -> None:
+    """Register jupysql's magic ``name`` again, wrapped: it connects to Trino at first use, errors are short,
+    interrupting cancels the query in Trino, and a statement that changes the catalog refreshes the server's cache.
+    """
     from IPython.core.error import UsageError
 
-    original = ip.magics_manager.magics["line"]["sql"]
-    if getattr(original, "agp_wrapped", False):
+    original = ip.magics_manager.magics["line"].get(name)
+    if original is None or getattr(original, "agp_wrapped", False) or getattr(original, "agp_stand_in", False):
         return
+    used: dict[str, BrokerClient] = {}
 
     def endpoint() -> str | None:
-        cred = broker._cache.get("trino") if broker is not None else None
+        cred = used["broker"]._cache.get("trino") if "broker" in used else None
         return f"{cred['host']}:{cred['port']}" if cred else None
 
-    def sql(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
+    def magic(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
         try:
-            if broker is not None:
-                connect(broker)
+            if "broker" not in used:
+                used["broker"] = broker or BrokerClient.from_environment()
+            connect(used["broker"])
+            if name in LINE_ONLY:
+                if cell is not None:
+                    raise UsageError(f"%%{name} is not a magic jupysql offers.")
+                return original(line)
             if cell is None:
                 return original(line, local_ns=local_ns)
             return original(line, cell, local_ns=local_ns)
@@ -164,22 +243,25 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None) -> None:
         except UsageError as e:
             if e.__cause__ is None:  # jupysql's own usage errors (bad arguments) are already short
                 raise
-            log.info("%%sql failed", exc_info=e.__cause__)
+            log.info("%%%s failed", name, exc_info=e.__cause__)
             TRACKER.cancel_running()
             raise UsageError(describe_error(e.__cause__, endpoint())) from None
+        except BrokerError as e:
+            raise UsageError(str(e)) from None
         except Exception as e:
             # Errors jupysql lets through (the first connection, the broker): the same short form.
-            log.info("%%sql failed", exc_info=e)
+            log.info("%%%s failed", name, exc_info=e)
             TRACKER.cancel_running()
             raise UsageError(describe_error(e, endpoint())) from None
         finally:
-            if _WRITES.search(f"{line}\n{cell or ''}"):
+            if name not in LINE_ONLY and _WRITES.search(f"{line}\n{cell or ''}"):
                 invalidate_server_catalog()
 
-    sql.needs_local_scope = True  # type: ignore[attr-defined]
-    sql.agp_wrapped = True  # type: ignore[attr-defined]
-    sql.__doc__ = original.__doc__
-    ip.register_magic_function(sql, magic_kind="line_cell", magic_name="sql")
+    magic.needs_local_scope = True  # type: ignore[attr-defined]
+    magic.agp_wrapped = True  # type: ignore[attr-defined]
+    magic.__doc__ = original.__doc__
+    kind = "line" if name in LINE_ONLY else "line_cell"
+    ip.register_magic_function(magic, magic_kind=kind, magic_name=name)
 
 
 def invalidate_server_catalog(environ: dict[str, str] | None = None) -> bool:

@@ -29,10 +29,11 @@ def run(kc, code: str, messages: list | None = None, timeout: float = 120) -> tu
     return "".join(text), errors
 
 
-def test_sql_returns_a_dataframe_without_a_setup_cell(kernel):
+def test_sql_runs_without_a_setup_cell_and_its_result_gives_a_dataframe(kernel):
     out, errors = run(
         kernel,
-        "df = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day\n"
+        "result = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day\n"
+        "df = result.DataFrame()\n"
         "print(type(df).__name__, len(df), list(df.columns), df.city.tolist()[:2])",
     )
     assert not errors, errors
@@ -47,7 +48,7 @@ def test_cell_magic_creates_a_table_and_reads_it_back(kernel):
     )
     assert not errors, errors
     try:
-        out, errors = run(kernel, "n = %sql SELECT count(*) AS n FROM kernel_ctas\nprint(n.n[0])")
+        out, errors = run(kernel, "n = %sql SELECT count(*) AS n FROM kernel_ctas\nprint(n[0][0])")
         assert not errors, errors
         assert out.strip().endswith("3")
     finally:
@@ -144,7 +145,7 @@ def test_trino_stopped_mid_session_is_a_clear_error_and_the_kernel_lives(kernel,
         assert not errors and out.strip() == "alive"
     finally:
         lab.restart("trino")
-    out, errors = run(kernel, "x = %sql SELECT 3 AS three\nprint(int(x.three[0]))")
+    out, errors = run(kernel, "x = %sql SELECT 3 AS three\nprint(int(x[0][0]))")
     assert not errors and out.strip() == "3", (out, errors)
 
 
@@ -162,6 +163,7 @@ def test_large_results_match_the_raw_cursor_value_for_value(kernel):
 import math, pandas as pd
 from agp.kernels.credentials import trino_connect
 fast = %sql {TYPED}
+fast = fast.DataFrame()
 cur = trino_connect().cursor()
 cur.execute({TYPED!r})
 raw = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
@@ -185,11 +187,10 @@ def test_polars_results_and_jupysql_features_work_as_documented(kernel):
 %config SqlMagic.autopolars = True
 pl_df = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day
 %config SqlMagic.autopolars = False
-%config SqlMagic.autopandas = True
 print(type(pl_df).__module__.split('.')[0], pl_df.shape)
 %sql --save bern_only SELECT * FROM meter_readings WHERE city = 'Bern'
 n = %sql --with bern_only SELECT count(*) AS n FROM bern_only
-print('saved', int(n.n[0]))
+print('saved', int(n[0][0]))
 """
     out, errors = run(kernel, code)
     assert not errors, errors
@@ -198,16 +199,16 @@ print('saved', int(n.n[0]))
     out, errors = run(kernel, "%%sql rows <<\nSELECT meter_id FROM meter_readings\n")
     assert not errors, errors
     out, errors = run(kernel, "print(type(rows).__name__, len(rows))")
-    assert out.strip() == "DataFrame 5", out
+    assert out.strip() == "ResultSet 5", out
 
 
 def test_every_kind_of_statement_still_gives_what_jupysql_gives(kernel):
     code = """
 shapes = []
-for q in ["SHOW TABLES", "DESCRIBE meter_readings", "SELECT * FROM meter_readings WHERE 1 = 0",
+for q in ["SHOW TABLES LIKE 'meter_readings'", "DESCRIBE meter_readings", "SELECT * FROM meter_readings WHERE 1 = 0",
           "SELECT a, a AS a FROM (VALUES 1, 2, 3) AS v(a)",
           "SELECT ARRAY[1, 2] AS arr, MAP(ARRAY['k'], ARRAY[1]) AS m, ROW(1, 'x') AS r"]:
-    df = get_ipython().run_line_magic("sql", q)
+    df = get_ipython().run_line_magic("sql", q).DataFrame()
     shapes.append((df.shape, list(df.columns)))
 print(shapes)
 print(df.iloc[0].tolist())

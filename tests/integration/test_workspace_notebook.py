@@ -48,6 +48,7 @@ def test_the_new_notebook_runs_the_antigravity_kernel(nb):
 def test_sql_on_the_demo_table_gives_a_dataframe(nb):
     reply = nb.execute(
         "df = %sql SELECT city, reading_kwh FROM meter_readings ORDER BY meter_id, day\n"
+        "df = df.DataFrame()\n"
         "print(type(df).__name__, len(df), df.city.iloc[0])"
     )
     assert not reply.errors, reply.errors
@@ -103,7 +104,7 @@ def test_spark_writes_what_sql_reads_and_reads_what_sql_wrote(nb, table, server)
     )
     assert not reply.errors, reply.errors
     assert "sql-rows 5" in reply.text and "same True" in reply.text
-    reply = nb.execute(f"n = %sql SELECT count(*) AS n FROM {table} WHERE city = 'Spark'\nprint(int(n.n[0]))")
+    reply = nb.execute(f"n = %sql SELECT count(*) AS n FROM {table} WHERE city = 'Spark'\nprint(int(n[0][0]))")
     assert not reply.errors, reply.errors
     assert reply.text.strip() == "1"
 
@@ -117,3 +118,13 @@ def test_spark_writes_what_sql_reads_and_reads_what_sql_wrote(nb, table, server)
         assert made in http.get(tables, timeout=60).json()["items"], "Spark's commit cleared the server's cache"
     finally:
         nb.execute(f"session.sql('DROP TABLE IF EXISTS {made}').collect()")
+
+
+def test_the_runtime_has_the_readmes_libraries_and_sqlplot_draws_on_trino(nb):
+    reply = nb.execute(
+        "import matplotlib, seaborn, pandas, polars, scipy, sklearn\n"
+        "%sqlplot histogram --table meter_readings --column reading_kwh"
+    )
+    assert not reply.errors, reply.errors
+    shown = [m for m in reply.messages if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
+    assert shown, [m["msg_type"] for m in reply.messages]

@@ -49,3 +49,31 @@ def test_the_cursor_remembers_only_a_small_head():
     cursor.fetchall()
     assert cursor.handed_out == 100 and len(cursor.head) == 3, "past HEAD rows, nothing more is kept"
     assert cursor.fetchone() is None
+
+
+def test_a_row_limit_cuts_the_chunks_and_reads_none_past_it():
+    read = []
+
+    def chunks():
+        for i in range(5):
+            read.append(i)
+            yield [[i * 10 + j] for j in range(10)]
+
+    assert [len(c) for c in frames._limited(chunks(), 25)] == [10, 10, 5]
+    assert read == [0, 1, 2]
+    read.clear()
+    assert list(frames._limited(chunks(), 0)) == [] and read == [], "nothing is read once the head has the limit"
+
+
+def test_only_statements_that_read_are_run_again_for_a_result_set():
+    for sql in ("SELECT 1", " with x AS (SELECT 1) SELECT * FROM x", "(SELECT 1)", "SHOW TABLES", "VALUES 1"):
+        assert frames._READS.match(sql), sql
+    for sql in ("INSERT INTO t SELECT 1", "CREATE TABLE t AS SELECT 1", "DELETE FROM t", "EXECUTE IMMEDIATE 'x'"):
+        assert not frames._READS.match(sql), sql
+
+
+def test_a_statement_with_named_parameters_matches_what_the_driver_ran():
+    assert frames._same_bound("SELECT * FROM t WHERE x > ? AND y = ?", "SELECT * FROM t\nWHERE x > :x AND y = :y;")
+    assert not frames._same_bound("SELECT * FROM t WHERE x > ?", "SELECT * FROM u WHERE x > :x")
+    assert not frames._same_bound(None, "SELECT 1")
+    assert frames._same_bound("SELECT CAST(x AS varchar) FROM t", "SELECT CAST(x AS varchar) FROM t")

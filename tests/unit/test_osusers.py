@@ -144,6 +144,14 @@ def test_requirements_are_the_distributions_dependencies():
     assert runtime.requirements(text) == ["a[x]>=1", "b>=2"]
 
 
+def test_requirements_include_the_notebook_extra_and_no_other():
+    text = (
+        '[project]\nname = "x"\ndependencies = ["b>=2"]\n'
+        '[project.optional-dependencies]\nnotebook = ["matplotlib>=3"]\ntest = ["pytest"]\n'
+    )
+    assert runtime.requirements(text) == ["b>=2", "matplotlib>=3"]
+
+
 def test_the_wheel_is_built_from_the_packages_only():
     files = {rel for rel, _ in runtime.source_files(runtime.source_root())}
     assert "pyproject.toml" in files and "spawner/osusers.py" in files
