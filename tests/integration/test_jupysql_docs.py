@@ -141,3 +141,10 @@ def test_named_parameters_as_documented(fresh):
         "print(len(res), len(res.DataFrame()), res.DataFrame().meter_id.tolist())",
     )
     assert out.strip() == "3 3 [101, 101, 102]", out
+
+
+def test_displaycon_is_the_one_changed_default_and_turns_on_as_documented(fresh):
+    out = ok(fresh, "%sql SELECT 1 AS one")
+    assert "Running query in" not in out, out
+    out = ok(fresh, "%config SqlMagic.displaycon = True\n%sql SELECT 1 AS one")
+    assert "Running query in 'trino'" in out, out

@@ -45,3 +45,22 @@ def test_kernel_start_does_not_import_jupysql():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_the_kernels_defaults_yield_to_what_the_user_set():
+    """``DEFAULTS`` apply where the user chose nothing: not over ``%config`` before the first ``%sql``, nor over
+    jupysql's own settings file (pyproject.toml, ~/.jupysql/config), which sets the magic's attributes."""
+    from traitlets import Bool, HasTraits
+
+    from agp.kernels.sql import DEFAULTS, apply_defaults
+
+    class Magic(HasTraits):
+        displaycon = Bool(True)
+
+    assert DEFAULTS == {"displaycon": False}
+    fresh = Magic()
+    assert apply_defaults(fresh, {}) == {"displaycon": False} and fresh.displaycon is False
+    assert apply_defaults(Magic(), {"displaycon": True}) == {}
+    from_file = Magic()
+    from_file.displaycon = False  # as jupysql's set_configs does; a value that is not the default
+    assert apply_defaults(from_file, {}, {"displaycon": True}) == {}
