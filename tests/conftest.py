@@ -18,12 +18,15 @@ user_api        factory: the workspace API with a hub token of one demo user
 new_workspace   factory: a workspace made through the API by the admin; removed with its data after the test
 keycloak_admin  Keycloak's admin REST API for the lab realm
 
+Helpers for test modules (``from conftest import ...``): ``remove_workspace``, ``wait_until``, ``query_rows``.
+
 Integration tests are marked ``integration``; when one fails, the tail of each lab service's log is printed.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -187,6 +190,25 @@ def new_workspace(admin_api: Api, settings: Settings) -> Iterator[Callable[..., 
     yield make
     for slug in made:
         remove_workspace(settings, slug)
+
+
+def wait_until(fn, timeout: float = 30.0):
+    """``fn()``'s result once it stops raising (rules, caches and grants take effect after a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def query_rows(conn, sql: str) -> list:
+    """Every row of ``sql`` on a DBAPI connection."""
+    cur = conn.cursor()
+    cur.execute(sql)
+    return cur.fetchall()
 
 
 def remove_workspace(settings: Settings, slug: str) -> None:

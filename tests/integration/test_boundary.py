@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import trino
+from conftest import query_rows, wait_until
 
 from agp.compose import clients
 from agp.kernels.credentials import BrokerClient
@@ -53,7 +54,7 @@ def ab(admin_api, user_api, settings, hub_url):
     token = user_api("alice").http.headers["Authorization"].split()[1]
     alice = BrokerClient(f"{hub_url}/services/workspaces", token, a)
     sa, sb = a.replace("-", "_"), b.replace("-", "_")
-    _wait_until(lambda: _rows(broker_trino(alice), f'SELECT v FROM "{sa}".secrets'))
+    wait_until(lambda: query_rows(broker_trino(alice), f'SELECT v FROM "{sa}".secrets'))
     catalog = clients.load_catalog(settings)
     yield {
         "a": a,
@@ -75,23 +76,6 @@ def ab(admin_api, user_api, settings, hub_url):
     print(f"\nboundary suite: {COUNTS['attempts']} attempts, {COUNTS['denials']} denials, {COUNTS['leaks']} leaks")
     for leak in LEAKS:
         print(f"  LEAK: {leak}")
-
-
-def _wait_until(fn, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
-def _rows(conn, sql: str) -> list:
-    cur = conn.cursor()
-    cur.execute(sql)
-    return cur.fetchall()
 
 
 def _b_is_intact(settings, ab) -> None:
@@ -385,7 +369,7 @@ def test_views_that_trino_runs_are_made_with_trino_only(ab, settings, hub_url):
     assert got[0] == 200, got
     COUNTS["attempts"] += 1
     with pytest.raises(trino.exceptions.TrinoQueryError) as e:
-        _rows(broker_trino(ab["alice"]), f'SELECT * FROM "{ab["sa"]}".peek')
+        query_rows(broker_trino(ab["alice"]), f'SELECT * FROM "{ab["sa"]}".peek')
     assert f"{ab['b']}-secret" not in str(e.value)
     COUNTS["denials"] += 1
 
@@ -499,7 +483,7 @@ def test_an_owned_views_query_cannot_be_swapped_through_the_catalog(ab, settings
     got = _post(ab, base, f"v1/main/namespaces/{ab['sa']}/views/owned", swapped)
     attempt(got, f"{ab['b']}-secret", "swap the query of a view that runs as its owner")
     assert got[0] == 403
-    rows = _rows(broker_trino(ab["alice"]), f'SELECT * FROM "{ab["sa"]}".owned')
+    rows = query_rows(broker_trino(ab["alice"]), f'SELECT * FROM "{ab["sa"]}".owned')
     assert rows == [[f"{ab['a']}-secret"]]
 
 
@@ -517,7 +501,7 @@ def test_trino_schemas_are_made_and_dropped_by_provisioning_only(ab):
     ):
         COUNTS["attempts"] += 1
         with pytest.raises(trino.exceptions.TrinoQueryError) as e:
-            _rows(conn, sql)
+            query_rows(conn, sql)
         print(f"{sql}: {e.value.error_name}: {e.value.message}")
         COUNTS["denials"] += 1
 
@@ -531,7 +515,7 @@ def test_trino_cannot_read_another_buckets_files_even_when_a_table_points_there(
         conn = broker_trino(ab["alice"])
         COUNTS["attempts"] += 1
         try:
-            rows = _rows(conn, f'SELECT * FROM "{ab["sa"]}".mistaken')
+            rows = query_rows(conn, f'SELECT * FROM "{ab["sa"]}".mistaken')
         except trino.exceptions.TrinoQueryError as e:
             COUNTS["denials"] += 1
             assert f"{ab['b']}-secret" not in str(e)
@@ -541,7 +525,7 @@ def test_trino_cannot_read_another_buckets_files_even_when_a_table_points_there(
             COUNTS["denials"] += 1
         COUNTS["attempts"] += 1
         with pytest.raises(trino.exceptions.TrinoQueryError):
-            _rows(conn, f"INSERT INTO \"{ab['sa']}\".mistaken VALUES ('planted')")
+            query_rows(conn, f"INSERT INTO \"{ab['sa']}\".mistaken VALUES ('planted')")
         COUNTS["denials"] += 1
     finally:
         catalog.drop_table(f"{ab['sa']}.mistaken")  # not purged: the files are B's
@@ -575,10 +559,10 @@ def test_trinos_own_s3_identity_reaches_its_spooling_bucket_alone(ab, settings, 
 
 def test_trino_still_reads_and_writes_its_own_workspace_with_vended_credentials(ab):
     conn = broker_trino(ab["alice"])
-    _rows(conn, f'CREATE TABLE "{ab["sa"]}".written AS SELECT 1 AS x')
-    _rows(conn, f'INSERT INTO "{ab["sa"]}".written VALUES (2)')
-    assert sorted(_rows(conn, f'SELECT x FROM "{ab["sa"]}".written')) == [[1], [2]]
-    _rows(conn, f'DROP TABLE "{ab["sa"]}".written')
+    query_rows(conn, f'CREATE TABLE "{ab["sa"]}".written AS SELECT 1 AS x')
+    query_rows(conn, f'INSERT INTO "{ab["sa"]}".written VALUES (2)')
+    assert sorted(query_rows(conn, f'SELECT x FROM "{ab["sa"]}".written')) == [[1], [2]]
+    query_rows(conn, f'DROP TABLE "{ab["sa"]}".written')
 
 
 def test_table_comments_show_alices_workspace_and_nothing_of_bs(ab, settings):
@@ -589,14 +573,14 @@ def test_table_comments_show_alices_workspace_and_nothing_of_bs(ab, settings):
 
     a_comment, b_comment = f"{ab['a']}-comment", f"{ab['b']}-comment"
     with clients.trino_connect(settings) as conn:
-        _rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sa']}\".secrets IS '{a_comment}'")
-        _rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sb']}\".secrets IS '{b_comment}'")
+        query_rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sa']}\".secrets IS '{a_comment}'")
+        query_rows(conn, f"COMMENT ON TABLE iceberg.\"{ab['sb']}\".secrets IS '{b_comment}'")
         platform_query = conn.cursor()
         platform_query.execute("SELECT 1")
         platform_query.fetchall()
     conn = broker_trino(ab["alice"])
     comments = "SELECT schema_name, table_name, comment FROM system.metadata.table_comments"
-    own = _rows(conn, f"{comments} WHERE catalog_name = 'iceberg' AND schema_name = '{ab['sa']}'")
+    own = query_rows(conn, f"{comments} WHERE catalog_name = 'iceberg' AND schema_name = '{ab['sa']}'")
     assert [ab["sa"], "secrets", a_comment] in own, own
     assert {row[0] for row in own} == {ab["sa"]}
     engine = sqlalchemy.create_engine("trino://", creator=lambda: broker_trino(ab["alice"]))
@@ -619,7 +603,7 @@ def test_table_comments_show_alices_workspace_and_nothing_of_bs(ab, settings):
         f"WHERE comment = '{b_comment}'",
         f"WHERE schema_name IN ('{ab['sa']}', '{ab['sb']}')",
     ):
-        no_b(_rows(conn, f"{comments} {where}"), f"table_comments {where or '(all)'}")
+        no_b(query_rows(conn, f"{comments} {where}"), f"table_comments {where or '(all)'}")
     with engine.connect() as c:
         try:
             reflected = sqlalchemy.inspect(c).get_table_comment("secrets", schema=ab["sb"])
@@ -642,7 +626,7 @@ def test_table_comments_show_alices_workspace_and_nothing_of_bs(ab, settings):
     ):
         COUNTS["attempts"] += 1
         try:
-            rows = _rows(conn, sql)
+            rows = query_rows(conn, sql)
         except trino.exceptions.TrinoQueryError as e:
             assert e.error_name == "PERMISSION_DENIED", (sql, e.error_name, e.message)
             assert ab["sb"] not in e.message

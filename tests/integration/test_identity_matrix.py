@@ -14,6 +14,7 @@ import pytest
 import requests
 import trino
 from botocore.exceptions import ClientError
+from conftest import query_rows, wait_until
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -49,7 +50,7 @@ def pair(admin_api, user_api, settings, hub_url):
         )
         for user, ws in (("alice", a), ("bob", b))
     }
-    _wait_until(lambda: _query(broker_trino(brokers["alice"]), f'SELECT v FROM "{a.replace("-", "_")}".secrets'))
+    wait_until(lambda: query_rows(broker_trino(brokers["alice"]), f'SELECT v FROM "{a.replace("-", "_")}".secrets'))
     yield {"a": a, "b": b, "sa": a.replace("-", "_"), "sb": b.replace("-", "_"), "brokers": brokers}
     for slug in (a, b):
         remove_workspace(settings, slug)
@@ -59,23 +60,6 @@ def pair(admin_api, user_api, settings, hub_url):
 def _broker(hub_url: str, user_api, user: str, workspace: str) -> BrokerClient:
     token = user_api(user).http.headers["Authorization"].split()[1]
     return BrokerClient(f"{hub_url}/services/workspaces", token, workspace)
-
-
-def _wait_until(fn, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
-def _query(conn, sql: str) -> list:
-    cur = conn.cursor()
-    cur.execute(sql)
-    return cur.fetchall()
 
 
 def allowed(fn):
@@ -106,11 +90,11 @@ def denied(fn, *errors, other_rows: str | None = None):
 
 def test_trino_member_reads_writes_and_lists_own_schema(pair):
     conn = broker_trino(pair["brokers"]["alice"])
-    assert allowed(lambda: _query(conn, f'SELECT v FROM "{pair["sa"]}".secrets')) == [[f"{pair['a']}-row"]]
-    assert ["secrets"] in allowed(lambda: _query(conn, f'SHOW TABLES FROM "{pair["sa"]}"'))
-    allowed(lambda: _query(conn, f'CREATE TABLE "{pair["sa"]}".mine AS SELECT 1 AS x'))
-    assert allowed(lambda: _query(conn, f'SELECT x FROM "{pair["sa"]}".mine')) == [[1]]
-    snaps = allowed(lambda: _query(conn, f'SELECT count(*) FROM "{pair["sa"]}"."secrets$snapshots"'))
+    assert allowed(lambda: query_rows(conn, f'SELECT v FROM "{pair["sa"]}".secrets')) == [[f"{pair['a']}-row"]]
+    assert ["secrets"] in allowed(lambda: query_rows(conn, f'SHOW TABLES FROM "{pair["sa"]}"'))
+    allowed(lambda: query_rows(conn, f'CREATE TABLE "{pair["sa"]}".mine AS SELECT 1 AS x'))
+    assert allowed(lambda: query_rows(conn, f'SELECT x FROM "{pair["sa"]}".mine')) == [[1]]
+    snaps = allowed(lambda: query_rows(conn, f'SELECT count(*) FROM "{pair["sa"]}"."secrets$snapshots"'))
     assert snaps[0][0] >= 1
 
 
@@ -118,19 +102,22 @@ def test_trino_non_member_gets_nothing_of_the_other_workspace(pair):
     conn = broker_trino(pair["brokers"]["alice"])
     other = f"{pair['b']}-row"
     denied(
-        lambda: _query(conn, f'SELECT v FROM "{pair["sb"]}".secrets'), trino.exceptions.TrinoUserError, other_rows=other
+        lambda: query_rows(conn, f'SELECT v FROM "{pair["sb"]}".secrets'),
+        trino.exceptions.TrinoUserError,
+        other_rows=other,
     )
-    denied(lambda: _query(conn, f'SHOW TABLES FROM "{pair["sb"]}"'), trino.exceptions.TrinoUserError)
+    denied(lambda: query_rows(conn, f'SHOW TABLES FROM "{pair["sb"]}"'), trino.exceptions.TrinoUserError)
     denied(
-        lambda: _query(conn, f'SELECT count(*) FROM "{pair["sb"]}"."secrets$snapshots"'),
+        lambda: query_rows(conn, f'SELECT count(*) FROM "{pair["sb"]}"."secrets$snapshots"'),
         trino.exceptions.TrinoUserError,
     )
     denied(
-        lambda: _query(conn, f'CREATE TABLE "{pair["sb"]}".intruder AS SELECT 1 AS x'), trino.exceptions.TrinoUserError
+        lambda: query_rows(conn, f'CREATE TABLE "{pair["sb"]}".intruder AS SELECT 1 AS x'),
+        trino.exceptions.TrinoUserError,
     )
-    schemas = allowed(lambda: _query(conn, "SELECT schema_name FROM information_schema.schemata"))
+    schemas = allowed(lambda: query_rows(conn, "SELECT schema_name FROM information_schema.schemata"))
     assert [pair["sb"]] not in schemas
-    tables = allowed(lambda: _query(conn, "SELECT table_schema, table_name FROM information_schema.tables"))
+    tables = allowed(lambda: query_rows(conn, "SELECT table_schema, table_name FROM information_schema.tables"))
     if any(row[0] == pair["sb"] for row in tables):
         COUNTS["leaks"] += 1
         pytest.fail(f"information_schema shows the other workspace: {tables}")
@@ -138,8 +125,8 @@ def test_trino_non_member_gets_nothing_of_the_other_workspace(pair):
 
 def test_trino_system_catalog_and_impersonation_are_closed(pair):
     conn = broker_trino(pair["brokers"]["alice"])
-    denied(lambda: _query(conn, "SELECT query FROM system.runtime.queries"), trino.exceptions.TrinoUserError)
-    denied(lambda: _query(conn, "SET SESSION AUTHORIZATION bob"), trino.exceptions.TrinoUserError)
+    denied(lambda: query_rows(conn, "SELECT query FROM system.runtime.queries"), trino.exceptions.TrinoUserError)
+    denied(lambda: query_rows(conn, "SET SESSION AUTHORIZATION bob"), trino.exceptions.TrinoUserError)
 
 
 def _raw_trino(settings, token: str, user: str = "alice") -> requests.Response:
@@ -245,7 +232,7 @@ def test_a_removed_member_gets_nothing_new_and_loses_trino_quickly(pair, admin_a
     assert admin_api("PUT", f"/workspaces/{slug}/members/bob", json={"role": "viewer"}).status_code == 200
     bob = _broker(hub_url, user_api, "bob", slug)
     sql = f'SELECT v FROM "{pair["sa"]}".secrets'
-    conn = _wait_until(lambda: _query(c := broker_trino(bob), sql) and c)
+    conn = wait_until(lambda: query_rows(c := broker_trino(bob), sql) and c)
     assert admin_api("DELETE", f"/workspaces/{slug}/members/bob").status_code == 200
     COUNTS["attempts"] += 1
     with pytest.raises(BrokerError, match="not a member"):
@@ -254,12 +241,12 @@ def test_a_removed_member_gets_nothing_new_and_loses_trino_quickly(pair, admin_a
     t0 = time.monotonic()
     while time.monotonic() - t0 < 30:  # the service rewrites the rules within 10 s, Trino reads them within 5 s
         try:
-            _query(conn, sql)
+            query_rows(conn, sql)
         except trino.exceptions.TrinoUserError:
             break
         time.sleep(1)
     waited = time.monotonic() - t0
-    denied(lambda: _query(conn, sql), trino.exceptions.TrinoUserError)
+    denied(lambda: query_rows(conn, sql), trino.exceptions.TrinoUserError)
     print(f"\nremoved member lost Trino access after {waited:.1f} s, with his JWT still valid")
 
 
@@ -275,7 +262,7 @@ def test_the_servers_own_token_reaches_the_broker(pair, user_api, admin_api, set
         env = psutil.Process(pid).environ()
         broker = BrokerClient.from_environment(env)
         assert broker.workspace == pair["a"]
-        assert _query(broker_trino(broker), f'SELECT v FROM "{pair["sa"]}".secrets') == [[f"{pair['a']}-row"]]
+        assert query_rows(broker_trino(broker), f'SELECT v FROM "{pair["sa"]}".secrets') == [[f"{pair['a']}-row"]]
     finally:
         alice.hub("DELETE", f"/users/alice/servers/{pair['a']}")
 
