@@ -175,6 +175,9 @@ def adopt(ip: Any, broker: BrokerClient | None = None) -> None:
     # jupysql parses statements with sqlglot only to find table names; its warnings about Trino syntax it does not
     # know ("SHOW TABLES … Falling back to parsing as a 'Command'") would land in the cell as stderr.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    from .safe_html import install as escape_result_html
+
+    escape_result_html()
     magic = ip.magics_manager.registry.get("SqlMagic")
     if magic is not None:
         apply_defaults(magic, dict(ip.config.get("SqlMagic", {})))

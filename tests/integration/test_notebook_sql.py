@@ -221,3 +221,19 @@ print(df.iloc[0].tolist())
         "((0, 4), ['meter_id', 'city', 'reading_kwh', 'day']), ((3, 2), ['a', 'a']), ((1, 3), ['arr', 'm', 'r'])]"
     ), lines
     assert lines[1] == "[[1, 2], {'k': 1}, (1, 'x')]"
+
+
+def test_a_result_shows_what_the_data_says_and_runs_none_of_it(kernel):
+    """A value or column name with markup (another member's row in a shared workspace) is shown escaped in the
+    cell's HTML: jupysql alone unescapes its table, and the script would run as whoever queried it."""
+    messages: list = []
+    _, errors = run(
+        kernel,
+        "%sql SELECT '<img src=x onerror=alert(1)>' AS \"<b>c</b>\", 'https://ok.example/a' AS link",
+        messages,
+    )
+    assert not errors, errors
+    (html,) = [m["content"]["data"]["text/html"] for m in messages if m["header"]["msg_type"] == "execute_result"]
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>c</b>" not in html and "&lt;b&gt;c&lt;/b&gt;" in html
+    assert '<a href="https://ok.example/a"' in html
