@@ -115,6 +115,13 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
         self.notebook_dir = str(notebook_dir)
         if self.run_as_os_users:
             await self._prepare_account()
+            # Kernels talk to their server over unix sockets in the user's own 0700 folder, not loopback TCP: any
+            # local user could subscribe to a kernel's IOPub port (the HMAC key signs, it does not hide) and read
+            # every output and input of another user's notebook. The path stays under the 107 bytes a socket
+            # path may have: the home is short, and OS user names are at most 32 characters.
+            for arg in ("--KernelManager.transport=ipc", f"--KernelManager.ip={self.home_dir}/.k/k"):
+                if arg not in self.args:
+                    self.args = [*self.args, arg]
         else:
             notebook_dir.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0 and "--allow-root" not in self.args:
@@ -182,7 +189,7 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
 
             return preexec
         become = set_user_setuid(self.os_user, chdir=False)
-        folders = [self.notebook_dir, os.path.join(home, ".tmp")]
+        folders = [self.notebook_dir, os.path.join(home, ".tmp"), os.path.join(home, ".k")]
         # The user's site exists before Python starts, so that what `%pip install` puts there imports at once.
         for lib in sorted(Path(self.runtime_dir).glob("lib/python3.*")) if self.runtime_dir else []:
             folders.append(os.path.join(home, ".local", "lib", lib.name, "site-packages"))

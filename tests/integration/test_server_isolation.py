@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 
 import psutil
@@ -274,6 +275,53 @@ def test_the_kernel_cannot_change_the_runtime_and_installs_into_its_home(kernel)
     assert report["uid"] != 0
     assert report["runtime_writable"] == []
     assert report["pip_user"] == "1" and report["user_site"].startswith(report["home"] + "/")
+
+
+def test_another_user_cannot_subscribe_to_the_kernels_output(kernel):
+    """Kernels talk to their server over unix sockets in the user's 0700 folder: on loopback TCP, any local user
+    could subscribe to a kernel's IOPub (the HMAC key signs, it does not hide) and read every input and output of
+    another user's notebook. The test subscribes to every TCP port the kernel listens on (ipykernel keeps one PULL
+    pipe for its subprocesses' output, which sends nothing) while the kernel prints a marker."""
+    import psutil
+    import zmq
+
+    reply = kernel.execute(
+        "import json, os, ipykernel.connect as c\n"
+        "info = json.loads(c.get_connection_info())\n"
+        "print(json.dumps({'pid': os.getpid(), 'transport': info['transport'], 'ip': info['ip'],"
+        " 'home': os.path.expanduser('~')}))"
+    )
+    assert not reply.errors, reply.errors
+    info = json.loads(reply.text)
+    assert info["transport"] == "ipc" and info["ip"].startswith(info["home"] + "/"), info
+    ports = [
+        c.laddr.port for c in psutil.Process(info["pid"]).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    ]
+    ctx = zmq.Context()
+    subs = []
+    for port in ports:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(f"tcp://127.0.0.1:{port}")
+        subs.append(sub)
+    try:
+        marker = f"marker-{uuid.uuid4().hex}"
+        kernel.execute(f"import time; time.sleep(1); print({marker!r})")
+        poller = zmq.Poller()
+        for sub in subs:
+            poller.register(sub, zmq.POLLIN)
+        heard = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            for sock, _ in poller.poll(200):
+                heard.append(b"".join(sock.recv_multipart()))
+        assert not any(marker.encode() in m for m in heard), f"another user read the kernel's output on {ports}"
+        print(f"\nkernel listens on TCP {ports}; subscribing to them heard {len(heard)} messages, no output")
+    finally:
+        for sub in subs:
+            sub.close()
+        ctx.term()
 
 
 def test_pip_install_goes_to_the_users_own_site(kernel):
