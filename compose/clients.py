@@ -93,6 +93,9 @@ def tls_session(ca_file: Path) -> Any:
 _BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
+_BUNDLES: dict[str, str] = {}  # combined CA bundles this process wrote, by what they combine
+
+
 def trust_in_environment(ca_file: Path) -> None:
     """Add ``ca_file`` to the CA bundle this process's environment names, where it names one.
 
@@ -113,13 +116,16 @@ def trust_in_environment(ca_file: Path) -> None:
         original = Path(current).read_text()
         if pem.strip() in original:
             continue
-        digest = hashlib.sha256((current + pem).encode()).hexdigest()[:16]
-        combined = Path(tempfile.gettempdir()) / f"agp-ca-bundle-{os.getuid()}-{digest}.pem"
-        if not combined.exists():
-            tmp = combined.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(original.rstrip("\n") + "\n" + pem)
-            tmp.replace(combined)
-        os.environ[var] = str(combined)
+        digest = hashlib.sha256((current + pem).encode()).hexdigest()
+        combined = _BUNDLES.get(digest)
+        if combined is None:
+            # A new file of this process's own (O_EXCL, 0600): a name in the shared /tmp that others can guess
+            # could be made by them first, or be a link to a file of root's.
+            fd, name = tempfile.mkstemp(prefix="agp-ca-bundle-", suffix=".pem")
+            with os.fdopen(fd, "w") as f:
+                f.write(original.rstrip("\n") + "\n" + pem)
+            combined = _BUNDLES[digest] = name
+        os.environ[var] = combined
 
 
 def s3_client(settings: Settings) -> Any:

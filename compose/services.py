@@ -322,6 +322,8 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
             "-Xmx512m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
+            # Vert.x caches files under /tmp/vertx-cache by default, a folder every user may write to.
+            f"-Dvertx.cacheDirBase={p.nessie / 'vertx-cache'}",
             f"-Dquarkus.config.locations={CONFIG_DIR / 'nessie' / 'application.properties'}",
             "-Dquarkus.log.console.enable=true",
             "-jar",
@@ -403,7 +405,8 @@ def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
             "KC_BOOTSTRAP_ADMIN_USERNAME": c.keycloak_admin,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": c.keycloak_admin_password,
             "JAVA_OPTS_KC_HEAP": "-Xms64m -Xmx768m",
-            "JAVA_OPTS_APPEND": "-XX:TieredStopAtLevel=1",
+            # Vert.x's file cache in the lab's folder, not /tmp/vertx-cache, which every user may write to.
+            "JAVA_OPTS_APPEND": f"-XX:TieredStopAtLevel=1 -Dvertx.cacheDirBase={p.keycloak / 'vertx-cache'}",
         },
         ports={"keycloak": s.ports.keycloak, "keycloak_management": s.ports.keycloak_management},
         health=Health("http", s.url("keycloak_management", "/health/ready")),

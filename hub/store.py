@@ -67,8 +67,12 @@ def managed(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
 
 
 def member_role(db: Session, caller: Caller, slug: str) -> tuple[Workspace, Role]:
-    """The workspace and the caller's role in it, for the broker: members of a ready workspace only."""
-    ws = _load(db, slug) if slug else None
+    """The workspace and the caller's role in it, for the broker: members of a ready workspace only. A missing
+    workspace gets the same answer as someone else's: the broker tells no one which names exist."""
+    try:
+        ws = _load(db, slug) if slug else None
+    except Refused:
+        ws = None
     role = effective_role(ws, caller) if ws else None
     if ws is None or role is None:
         audit(db, caller, "credential.issue", str(slug)[:255], "denied")

@@ -648,6 +648,23 @@ def test_a_non_member_gets_the_same_answer_for_a_missing_and_a_foreign_namespace
     assert json.loads(foreign[1])["error"]["type"] == json.loads(missing[1])["error"]["type"]
 
 
+def test_the_broker_says_the_same_for_a_missing_workspace_and_another_users(ab, hub_url):
+    """The workspace API hides which workspaces exist; the credential broker must not tell either."""
+    import requests as http
+
+    answers = []
+    for slug in (ab["b"], "no-such-workspace-here"):
+        r = http.post(
+            f"{hub_url}/services/workspaces/api/workspaces/{slug}/credentials",
+            json={"kinds": ["s3"]},
+            headers={"Authorization": f"token {ab['token']}"},
+            timeout=30,
+        )
+        answers.append((r.status_code, r.json()["detail"].replace(slug, "X")))
+    attempt((answers[0][0], str(answers)), f"{ab['b']}-secret", "the broker's answer for another's workspace")
+    assert answers[0] == answers[1], answers
+
+
 def test_a_realm_token_of_another_client_is_not_trinos(ab, settings, hub_url):
     """The proxy treats a bearer JWT as Trino's only when Keycloak signed it for the platform's own client."""
     import jwt as pyjwt
