@@ -88,7 +88,7 @@ class CatalogProxy:
     def __init__(self, settings: Settings, public_uri: str, mount: str, bucket_of: Callable[[str], str] | None = None):
         self.settings = settings
         # Which bucket a namespace's files belong in: its workspace's, or the warehouse for the platform's others.
-        self.bucket_of = bucket_of or (lambda ns: self._default_bucket(ns))
+        self.bucket_of = bucket_of or self._default_bucket
         self.mount = mount.rstrip("/")
         self.upstream = settings.catalog_uri.rstrip("/")
         self.public_uri = public_uri.rstrip("/")
@@ -184,26 +184,26 @@ class CatalogProxy:
         if doc is None:
             return
         namespace = call.namespace or ""
-        if namespace:
-            await asyncio.to_thread(self.bucket_of, namespace)  # looked up (and cached) off the event loop
+        # Where this namespace's files belong, looked up once and off the event loop (it may read the database).
+        prefix = await asyncio.to_thread(self.bucket_prefix, namespace) if namespace else ""
         if kind == "create" or kind == "create-view":
             what = "table" if kind == "create" else "view"
             routes.check_name(doc.get("name"), what)
             if doc.get("location") is not None:
-                routes.check_location(doc["location"], self.bucket_prefix(namespace), f"{what} location")
-            routes.check_properties(doc.get("properties"), self.bucket_prefix(namespace), who.engine)
+                routes.check_location(doc["location"], prefix, f"{what} location")
+            routes.check_properties(doc.get("properties"), prefix, who.engine)
             if kind == "create-view" and not who.engine:
                 routes.check_view_version(doc.get("view-version"))
         elif kind == "register":
             # What the file says is checked in the catalog's answer (_forward), which is what the catalog holds.
             routes.check_name(doc.get("name"), "table")
-            routes.check_location(doc.get("metadata-location"), self.bucket_prefix(namespace), "metadata file")
+            routes.check_location(doc.get("metadata-location"), prefix, "metadata file")
         elif kind == "commit" or kind == "commit-view":
             if "identifier" in doc and doc["identifier"] is not None:
                 ident = doc["identifier"]
                 if routes.identifier_namespace(ident) != namespace or ident.get("name") != call.name:
                     raise routes.Refused(400, "The commit's identifier names another table than its path.")
-            routes.check_updates(doc.get("updates"), self.bucket_prefix(namespace), who.engine, kind == "commit-view")
+            routes.check_updates(doc.get("updates"), prefix, who.engine, kind == "commit-view")
             if kind == "commit-view" and not who.engine and routes.view_version_changes(doc.get("updates")):
                 owner = await self._view_owner(call)
                 if owner is not None and owner != who.name:
@@ -212,7 +212,7 @@ class CatalogProxy:
                         f"View {call.name!r} runs as {owner!r}; only its owner can change its query (through SQL).",
                     )
         elif kind == "namespace-properties":
-            routes.check_properties(doc.get("updates") or {}, self.bucket_prefix(namespace), who.engine)
+            routes.check_properties(doc.get("updates") or {}, prefix, who.engine)
             routes.check_removals(doc.get("removals") or [])
         elif kind == "rename":
             source, dest = (routes.identifier_namespace(doc.get(k)) for k in ("source", "destination"))
@@ -231,13 +231,14 @@ class CatalogProxy:
                     raise routes.Refused(400, "A transaction's table-changes must be objects.")
                 ns = routes.identifier_namespace(change.get("identifier"))
                 _check(ns, True, who.access)
-                routes.check_updates(change.get("updates"), self.bucket_prefix(ns), who.engine)
+                routes.check_updates(change.get("updates"), await asyncio.to_thread(self.bucket_prefix, ns), who.engine)
 
     async def _undo_if_outside(self, call: routes.Call, name: str, upstream: httpx.Response) -> None:
         """A registered table whose metadata (as the catalog now holds it) leaves the namespace's bucket is dropped
         again (its files are not touched) and the register refused: the file may have changed after any check."""
         try:
-            routes.check_table_metadata(upstream.json().get("metadata"), self.bucket_prefix(call.namespace or ""))
+            prefix = await asyncio.to_thread(self.bucket_prefix, call.namespace or "")
+            routes.check_table_metadata(upstream.json().get("metadata"), prefix)
         except (routes.Refused, ValueError) as e:
             drop = routes.Call(routes.route("DELETE", "table.drop"), {**call.values, "table": name})
             undone = await self._upstream("DELETE", drop.upstream_path(), b"", {})
