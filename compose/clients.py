@@ -15,7 +15,7 @@ from .settings import Settings
 def catalog_properties(settings: Settings) -> dict[str, str]:
     """pyiceberg properties of the REST catalog, with S3 reached directly at the lab's MinIO."""
     c = settings.credentials
-    return {
+    props = {
         "type": "rest",
         "uri": settings.catalog_uri,
         "warehouse": "warehouse",
@@ -24,11 +24,24 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
         "s3.secret-access-key": c.s3_secret_key,
         "s3.region": settings.s3_region,
         "s3.path-style-access": "true",
-        # The platform's own identity at the catalog (Keycloak client credentials).
-        "credential": f"agp-services:{c.services_client_secret}",
-        "oauth2-server-uri": settings.keycloak_token_url,
-        "scope": "openid",
     }
+    if settings.catalog == "nessie":
+        # The platform's own identity at Nessie (Keycloak client credentials).
+        props.update(
+            {
+                "credential": f"agp-services:{c.services_client_secret}",
+                "oauth2-server-uri": settings.keycloak_token_url,
+                "scope": "openid",
+            }
+        )
+    else:
+        props["token"] = c.catalog_token  # the catalog's one bearer token, held by the platform alone
+    return props
+
+
+def catalog_token(settings: Settings) -> str:
+    """The platform's bearer token at its catalog: the Iceberg REST catalog's own, or a Keycloak token for Nessie."""
+    return service_token(settings) if settings.catalog == "nessie" else settings.credentials.catalog_token
 
 
 def service_token(settings: Settings) -> str:

@@ -34,7 +34,7 @@ def run_checks(settings: Settings) -> dict:
 
 def _catalog(settings: Settings) -> dict:
     try:
-        token = clients.service_token(settings)
+        token = clients.catalog_token(settings)
         r = requests.get(
             f"{settings.catalog_uri}/v1/config",
             params={"warehouse": "warehouse"},

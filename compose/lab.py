@@ -35,6 +35,8 @@ from .settings import GENERATED_CREDENTIALS, Settings
 from .supervise import DEAD, Supervisor
 
 log = logging.getLogger(__name__)
+# In Nessie's folder once its tables are registered in the Iceberg REST catalog (Settings.catalog).
+MIGRATED_MARKER = "migrated-to-iceberg-rest"
 
 DEMO_USERS = (
     {"username": "admin", "role": "platform admin", "groups": ["/platform-admins"]},
@@ -76,7 +78,7 @@ class Lab:
         return [
             services.postgres(s, p, self._pg_user()),
             services.minio(s, p),
-            services.nessie(s, p, javas["nessie"]),
+            *self._catalogs(javas),
             services.keycloak(s, p, javas["keycloak"]),
             services.trino(
                 s,
@@ -87,6 +89,21 @@ class Lab:
             ),
             services.jupyterhub(s, p, self._crypt_key()),
         ]
+
+    def _catalogs(self, javas: dict[str, java.Java]) -> list[Service]:
+        """The catalog of ``Settings.catalog``; with Nessie beside it while a lab made with Nessie is migrated."""
+        s, p = self.settings, self.paths
+        if s.catalog == "nessie":
+            return [services.nessie(s, p, javas["nessie"])]
+        catalogs = [services.iceberg_rest(s, p, javas["catalog"])]
+        if self._nessie_to_migrate():
+            catalogs.append(services.nessie(s, p, javas["nessie"]))
+        return catalogs
+
+    def _nessie_to_migrate(self) -> bool:
+        """A lab that ran Nessie (its folder exists) and has not had its tables registered in the new catalog."""
+        p = self.paths
+        return self.settings.catalog != "nessie" and p.nessie.is_dir() and not (p.nessie / MIGRATED_MARKER).exists()
 
     @staticmethod
     def _read_key(path: Path) -> str:
@@ -138,7 +155,7 @@ class Lab:
             raise LabError(str(e)) from e
         p = self.paths
         try:
-            missing = [a for a in versions.ARTIFACTS if not self._unpacked(a)]
+            missing = [a for a in self._artifacts() if not self._unpacked(a)]
             if missing:
                 with fetch.progress_bar() as bar:
                     for artifact in missing:
@@ -196,14 +213,22 @@ class Lab:
         if proc.returncode != 0:
             raise LabError(f"npm could not install configurable-http-proxy:\n{_tail(proc.stdout + proc.stderr)}")
 
+    def _artifacts(self) -> list[versions.Artifact]:
+        """What this lab's services run from: Nessie's jar only where Nessie runs (or a lab made with it migrates)."""
+        wanted = [versions.TRINO_SERVER, versions.TRINO_ICEBERG, versions.KEYCLOAK]
+        if self.settings.catalog == "nessie" or self._nessie_to_migrate():
+            wanted.append(versions.NESSIE)
+        if self.settings.catalog != "nessie":
+            wanted += [*versions.CATALOG_JARS, versions.ICEBERG_AWS_BUNDLE]
+        return wanted
+
     def _unpacked(self, artifact: versions.Artifact) -> bool:
         p = self.paths
         done = {
             versions.TRINO_SERVER: p.trino_home / ".complete",
             versions.TRINO_ICEBERG: p.trino_home / "plugin" / "iceberg" / ".complete",
             versions.KEYCLOAK: p.keycloak_home / ".complete",
-            versions.NESSIE: p.nessie_jar,
-        }[artifact]
+        }.get(artifact, p.downloads / artifact.filename)  # a jar that runs as it was downloaded
         return done.exists()
 
     def _build_keycloak(self, jdk: java.Java) -> None:
@@ -226,8 +251,14 @@ class Lab:
 
     def _write_configs(self, svcs: list[Service]) -> None:
         p = self.paths
-        for folder in (p.logs, p.minio_data, p.nessie, p.trino / "data", p.keycloak):
+        for folder in (p.logs, p.minio_data, p.trino / "data", p.keycloak):
             folder.mkdir(parents=True, exist_ok=True)
+        if any(svc.name == "nessie" for svc in svcs):
+            p.nessie.mkdir(parents=True, exist_ok=True)
+        if self.settings.catalog != "nessie":
+            p.catalog.mkdir(parents=True, exist_ok=True, mode=0o700)
+            p.catalog_properties.touch(mode=0o600)
+            p.catalog_properties.write_text(services.catalog_properties(self.settings, p))
         for path, text in services.trino_files(self.settings, p).items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -385,6 +416,8 @@ class Lab:
                 self._step(self._bootstrap, "Setting up the lab's databases, bucket and broker user")
             if phase == 2:
                 self._step(self._ensure_realm_clients, "Updating the Keycloak realm's clients")
+            if phase == 3 and "nessie" in by_name and self.settings.catalog != "nessie":
+                self._step(self._migrate_from_nessie, "Registering the lab's tables in the Iceberg REST catalog")
         self._step(self._seed_demo, "Seeding the demo workspace")
 
     @staticmethod
@@ -451,7 +484,10 @@ class Lab:
         self._db_roles()
         self._buckets()
         self._broker_user()
-        self._nessie_user()
+        if self.settings.catalog == "nessie" or self._nessie_to_migrate():
+            self._nessie_user()
+        if self.settings.catalog != "nessie":
+            self._catalog_user()
         self._trino_user()
 
     def _db_roles(self) -> None:
@@ -558,8 +594,35 @@ class Lab:
     def _nessie_user(self) -> None:
         """The catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
         s, c = self.settings, self.settings.credentials
-        policy = services.nessie_policy(s.warehouse_bucket)
+        policy = services.catalog_policy(s.warehouse_bucket)
         self._minio_user("agp-catalog", policy, c.nessie_s3_access_key, c.nessie_s3_secret_key)
+
+    def _catalog_user(self) -> None:
+        """The Iceberg REST catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
+        s, c = self.settings, self.settings.credentials
+        policy = services.catalog_policy(s.warehouse_bucket)
+        self._minio_user("agp-catalog", policy, c.catalog_s3_access_key, c.catalog_s3_secret_key)
+
+    def _migrate_from_nessie(self) -> None:
+        """Register every namespace, table and view of the lab's Nessie in the Iceberg REST catalog (by reference:
+        no data file is read or copied), then stop Nessie for good; its database stays, untouched."""
+        from .catalog_migration import Endpoint, Migration
+
+        s = self.settings
+        nessie = s.model_copy(update={"catalog": "nessie"})
+        source = Endpoint(nessie.catalog_uri, nessie.catalog_upstream_prefix, lambda: clients.service_token(s))
+        target = Endpoint(s.catalog_uri, s.catalog_upstream_prefix, lambda: s.credentials.catalog_token)
+        report = Migration(source, target).run(lambda line: log.info("catalog migration: %s", line))
+        self.console.print(f"Moved the lab's catalog from Nessie to Iceberg's REST catalog: {report}")
+        if report.failed:
+            raise LabError(
+                f"Moving the lab's tables from Nessie to the Iceberg REST catalog left {len(report.failed)} behind "
+                f"({', '.join(report.failed[:3])}); `agp lab up` tries again, and AGP_CATALOG=nessie keeps Nessie."
+            )
+        (self.paths.nessie / MIGRATED_MARKER).write_text(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {report}\n"
+        )
+        self.supervisor.stop_program("nessie")
 
     def _trino_user(self) -> None:
         """Trino's own MinIO user, for its spooling manager: the spooling bucket alone."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import versions
 from .java import Java
 from .keys import ISSUER, TRINO_AUDIENCE, KeyPaths
-from .settings import DB_ROLES, HUB_READS, Settings
+from .settings import DB_ROLES, GENERATED_CREDENTIALS, HUB_READS, Settings
 
 CONFIG_DIR = Path(__file__).parent / "config"
 
@@ -37,12 +37,16 @@ class LabPaths:
     pgdata = property(lambda self: self.pg_root / "data")
     minio_data = property(lambda self: self.lab_dir / "minio")
     nessie = property(lambda self: self.lab_dir / "nessie")
+    catalog = property(lambda self: self.lab_dir / "catalog")
+    catalog_properties = property(lambda self: self.lab_dir / "catalog" / "catalog.properties")
     trino = property(lambda self: self.lab_dir / "trino")
     keycloak = property(lambda self: self.lab_dir / "keycloak")
     downloads = property(lambda self: self.cache_dir / "downloads")
     trino_home = property(lambda self: self.cache_dir / f"trino-{versions.TRINO_VERSION}")
     keycloak_home = property(lambda self: self.cache_dir / f"keycloak-{versions.KEYCLOAK_VERSION}")
     nessie_jar = property(lambda self: self.downloads / versions.NESSIE.filename)
+    catalog_jars = property(lambda self: [self.downloads / a.filename for a in versions.CATALOG_JARS])
+    iceberg_aws_bundle = property(lambda self: self.downloads / versions.ICEBERG_AWS_BUNDLE.filename)
     minio_binary = property(lambda self: self.cache_dir / "minio" / versions.MINIO_MODULE_VERSION / "minio")
     npm_prefix = property(lambda self: self.cache_dir / f"npm-chp-{versions.CHP_VERSION}")
     chp_bin = property(lambda self: self.npm_prefix / "node_modules" / ".bin")
@@ -122,7 +126,7 @@ def broker_policy(bucket_prefix: str = "agp-ws-", warehouse: str | None = None) 
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}]}
 
 
-def nessie_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
+def catalog_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
     """The catalog's own MinIO policy: the warehouse and the workspace buckets, nothing else (no spooling bucket,
     no bucket administration)."""
     return objects_policy([warehouse_bucket, f"{bucket_prefix}*"])
@@ -165,6 +169,8 @@ NOT_FOR_THE_HUB = (
     "nessie_db_password",
     "keycloak_db_password",
     "nessie_s3_secret_key",
+    "catalog_db_password",
+    "catalog_s3_secret_key",
     "trino_s3_secret_key",
     "keycloak_admin_password",
 )
@@ -339,6 +345,63 @@ def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
         health=Health("http", s.url("nessie_management", "/q/health/ready")),
         phase=3,  # after Keycloak: Nessie checks its bearer tokens against the realm
         endpoints={"iceberg_rest": s.catalog_uri, "nessie_api": s.url("nessie", "/api/v2")},
+        java=java,
+    )
+
+
+def _java_property(value: str) -> str:
+    """A value as java.util.Properties reads it back (backslashes and line breaks escaped)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def catalog_properties(s: Settings, p: LabPaths) -> str:
+    """The Iceberg REST catalog's one configuration file (secrets included: the lab writes it 0600). Its JDBC
+    catalog keeps tables in PostgreSQL as the role ``iceberg``; its FileIO reaches S3 as its own MinIO user."""
+    c = s.credentials
+    values = {
+        "agp.bind": s.host,
+        "agp.port": str(s.ports.catalog),
+        "agp.token-file": str(s.keys_dir / GENERATED_CREDENTIALS["catalog_token"]),
+        "uri": f"jdbc:postgresql://{s.host}:{s.ports.postgres}/iceberg",
+        "jdbc.user": DB_ROLES["iceberg"],
+        "jdbc.password": c.catalog_db_password,
+        "jdbc.schema-version": "V1",
+        "warehouse": f"s3://{s.warehouse_bucket}/",
+        "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        "s3.endpoint": s.s3_endpoint,
+        "s3.path-style-access": "true",
+        "s3.access-key-id": c.catalog_s3_access_key,
+        "s3.secret-access-key": c.catalog_s3_secret_key,
+        "client.region": s.s3_region,
+    }
+    lines = ["# Written by `agp lab up` from the lab's settings; secrets inside: readable by the lab's user only."]
+    lines += [f"{k}={_java_property(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def iceberg_rest(s: Settings, p: LabPaths, java: Java) -> Service:
+    """Apache Iceberg's REST catalog (AgpRestCatalog.java, run by Java's source launcher: nothing to build)."""
+    classpath = ":".join(str(j) for j in [*p.catalog_jars, p.iceberg_aws_bundle])
+    return Service(
+        name="catalog",
+        title=f"Iceberg REST catalog {versions.ICEBERG_VERSION} (JDBC in PostgreSQL)",
+        command=(
+            str(java.binary),
+            "-Xms64m",
+            "-Xmx512m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            classpath,
+            str(CONFIG_DIR / "catalog" / "AgpRestCatalog.java"),
+            str(p.catalog_properties),
+        ),
+        cwd=p.catalog,
+        env=java_env(java),
+        ports={"catalog": s.ports.catalog},
+        health=Health("http", s.url("catalog", "/healthz")),
+        phase=2,  # after the bootstrap made its database, role and MinIO user
+        endpoints={"iceberg_rest": s.catalog_uri},
         java=java,
     )
 

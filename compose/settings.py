@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -31,7 +32,8 @@ class Ports(BaseModel):
     postgres: int = Field(15432, description="PostgreSQL, the control-plane and catalog database")
     minio: int = Field(9000, description="MinIO S3 API")
     minio_console: int = Field(9001, description="MinIO web console")
-    nessie: int = Field(19120, description="Nessie: the Iceberg REST catalog is served under /iceberg")
+    catalog: int = Field(8181, description="the Iceberg REST catalog (catalog=iceberg-rest); the platform's token only")
+    nessie: int = Field(19120, description="Nessie (catalog=nessie): the Iceberg REST catalog is served under /iceberg")
     nessie_management: int = Field(19121, description="Nessie health and metrics (Quarkus management)")
     trino: int = Field(8080, description="Trino coordinator HTTP (health and internal traffic; users go to HTTPS)")
     trino_https: int = Field(8443, description="Trino coordinator HTTPS, where users authenticate with a JWT")
@@ -81,6 +83,18 @@ class Credentials(BaseModel):
     )
     trino_s3_secret_key: str = Field("agp-lab-trino-s3-secret", description="its secret (lab-only default)")
     nessie_db_password: str = Field("agp-lab-nessie-db", description="PostgreSQL role `nessie` (owns database nessie)")
+    catalog_token: str = Field(
+        "agp-lab-catalog-token-published-default",
+        description="bearer token of the Iceberg REST catalog (catalog=iceberg-rest): the workspace service alone "
+        "holds it; every other caller is refused before any catalog code runs",
+    )
+    catalog_db_password: str = Field(
+        "agp-lab-iceberg-db", description="PostgreSQL role `iceberg` (owns database iceberg, the JDBC catalog)"
+    )
+    catalog_s3_access_key: str = Field(
+        "agp-iceberg", description="MinIO user of the Iceberg REST catalog: the warehouse and workspace buckets only"
+    )
+    catalog_s3_secret_key: str = Field("agp-lab-iceberg-s3-secret", description="its secret (lab-only default)")
     keycloak_db_password: str = Field(
         "agp-lab-keycloak-db", description="PostgreSQL role `keycloak` (owns database keycloak)"
     )
@@ -94,7 +108,13 @@ class Credentials(BaseModel):
 
 # Each platform database -> the PostgreSQL role that owns it and is the only one of the platform to connect to it
 # (the hub's role also reads the workspace database). The superuser (credentials.postgres_user) sets them up only.
-DB_ROLES = {"nessie": "nessie", "keycloak": "keycloak", "jupyterhub": "jupyterhub", "agp": "agp_workspaces"}
+DB_ROLES = {
+    "nessie": "nessie",
+    "iceberg": "iceberg",
+    "keycloak": "keycloak",
+    "jupyterhub": "jupyterhub",
+    "agp": "agp_workspaces",
+}
 # The database whose tables the hub's role may read: its spawner and home page read workspaces and members.
 HUB_READS = "agp"
 
@@ -114,7 +134,13 @@ GENERATED_CREDENTIALS = {
     "hub_db_password": "postgres-jupyterhub.password",
     "workspaces_db_password": "postgres-agp_workspaces.password",
     "nessie_s3_secret_key": "minio-agp-nessie.secret",
+    "catalog_token": "catalog.token",
+    "catalog_db_password": "postgres-iceberg.password",
+    "catalog_s3_secret_key": "minio-agp-iceberg.secret",
 }
+
+# The Iceberg REST catalogs the platform can run behind its authorizing proxy (Settings.catalog).
+CATALOGS = ("iceberg-rest", "nessie")
 
 
 class Settings(BaseSettings):
@@ -132,6 +158,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address every lab service binds and is reached on")
     ports: Ports = Field(default_factory=Ports)
+    catalog: Literal["iceberg-rest", "nessie"] = Field(
+        "iceberg-rest",
+        description="the Iceberg REST catalog behind the workspace service: `iceberg-rest` (Apache Iceberg's REST "
+        "catalog on a JDBC catalog in PostgreSQL: full table metadata, snapshot history and time travel) or "
+        "`nessie` (Nessie 0.99, which keeps only each table's current snapshot). A lab made with Nessie has its "
+        "tables registered in the new catalog at its next `agp lab up`",
+    )
     credentials: Credentials = Field(default_factory=Credentials)
     warehouse_bucket: str = Field("agp-warehouse", description="S3 bucket of the Iceberg warehouse")
     trino_spooling_bucket: str = Field(
@@ -268,7 +301,13 @@ class Settings(BaseSettings):
 
     @property
     def catalog_uri(self) -> str:
-        return self.url("nessie", "/iceberg")
+        """The catalog itself (only the workspace service talks to it; everyone else goes through its proxy)."""
+        return self.url("nessie", "/iceberg") if self.catalog == "nessie" else self.url("catalog")
+
+    @property
+    def catalog_upstream_prefix(self) -> str:
+        """The path prefix the catalog serves its one warehouse under (Nessie: its branch; Iceberg's: none)."""
+        return "main" if self.catalog == "nessie" else ""
 
     @property
     def trino_url(self) -> str:
@@ -284,6 +323,7 @@ class Settings(BaseSettings):
         passwords = {
             c.postgres_user: c.postgres_password,
             "nessie": c.nessie_db_password,
+            "iceberg": c.catalog_db_password,
             "keycloak": c.keycloak_db_password,
             "jupyterhub": c.hub_db_password,
             "agp_workspaces": c.workspaces_db_password,

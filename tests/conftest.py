@@ -6,7 +6,7 @@ settings        the lab's :class:`~agp.compose.settings.Settings` as this proces
 lab             the running mini-lab: started once if it is not running, reused if it is (session); its notebook
                 runtime is brought up to the source tree first (servers run agp as installed there)
 s3              a boto3 S3 client on the lab's MinIO, root keys (session)
-catalog         a pyiceberg REST catalog on the lab's Nessie (session)
+catalog         a pyiceberg REST catalog on the lab's catalog, as the platform (session)
 trino_conn      a ``trino`` DBAPI connection on the lab's Trino, ``iceberg`` catalog (session)
 new_namespace   factory: a unique Iceberg namespace, dropped with its tables after the test
 free_port       factory: a TCP port nothing listens on

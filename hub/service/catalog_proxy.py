@@ -1,8 +1,9 @@
-"""The Iceberg REST catalog as notebooks see it: Nessie behind the workspace service, which authorizes each call.
+"""The Iceberg REST catalog as notebooks see it: the catalog behind the workspace service, which authorizes each call.
 
 A caller reaches the namespaces of the workspaces it belongs to (writing where its role writes), platform admins
-reach all, and nobody creates or drops namespaces here (provisioning does). Upstream, the service speaks to
-Nessie with the platform's own Keycloak client credentials; Nessie refuses everyone without a realm token.
+reach all, and nobody creates or drops namespaces here (provisioning does). Upstream, the service speaks to the
+catalog as the platform: Apache Iceberg's REST catalog with the one bearer token only this service holds, or Nessie
+with the platform's Keycloak client credentials (``Settings.catalog``); the catalog refuses everyone else.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class CatalogProxy:
         self.bucket_of = bucket_of or self._default_bucket
         self.mount = mount.rstrip("/")
         self.upstream = settings.catalog_uri.rstrip("/")
+        self.upstream_prefix = settings.catalog_upstream_prefix
         self.public_uri = public_uri.rstrip("/")
         self.engine_uri = settings.trino_catalog_uri.rstrip("/")
         self._table_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -98,6 +100,8 @@ class CatalogProxy:
         self.http = httpx.AsyncClient(timeout=60)
 
     async def _service_token(self) -> str:
+        if self.settings.catalog != "nessie":
+            return self.settings.credentials.catalog_token
         if self._token and self._token[1] > time.time():
             return self._token[0]
         r = await self.http.post(
@@ -121,7 +125,7 @@ class CatalogProxy:
         vend_s3: Callable[[str, bool], dict | None] | None = None,
         audit: Callable[[str, str, str, dict], None] | None = None,
     ) -> Response:
-        """Parse, authorize and check the call, forward exactly what was checked to Nessie as the platform, and
+        """Parse, authorize and check the call, forward exactly what was checked to the catalog as the platform, and
         adapt the answer for the caller. Refusals are Iceberg REST error objects.
 
         ``principal_for(namespace)`` says who calls, looking up its access to the one namespace the path names
@@ -234,18 +238,19 @@ class CatalogProxy:
                 routes.check_updates(change.get("updates"), await asyncio.to_thread(self.bucket_prefix, ns), who.engine)
 
     async def _undo_if_outside(self, call: routes.Call, name: str, upstream: httpx.Response) -> None:
-        """A registered table whose metadata (as the catalog now holds it) leaves the namespace's bucket is dropped
-        again (its files are not touched) and the register refused: the file may have changed after any check."""
+        """A registered or created table whose metadata (as the catalog now holds it) leaves the namespace's bucket
+        is dropped again (its files are not touched) and the call refused: a registered file may have changed after
+        any check, and a catalog places a table without a location where it likes."""
         try:
             prefix = await asyncio.to_thread(self.bucket_prefix, call.namespace or "")
             routes.check_table_metadata(upstream.json().get("metadata"), prefix)
         except (routes.Refused, ValueError) as e:
             drop = routes.Call(routes.route("DELETE", "table.drop"), {**call.values, "table": name})
-            undone = await self._upstream("DELETE", drop.upstream_path(), b"", {})
+            undone = await self._upstream("DELETE", drop.upstream_path(self.upstream_prefix), b"", {})
             log.warning(
                 "catalog: registered %s.%s dropped again (HTTP %s): %s", call.namespace, name, undone.status_code, e
             )
-            raise routes.Refused(403, f"The registered table's metadata points outside the workspace: {e}") from e
+            raise routes.Refused(403, f"The table's metadata points outside the workspace: {e}") from e
 
     async def _namespaces_for(self, call: routes.Call, access: dict[str, bool], headers: dict[str, str]) -> Response:
         """A user's namespaces in one answer: every page of the catalog read here and filtered, since the catalog's
@@ -254,7 +259,7 @@ class CatalogProxy:
         query = tuple((k, v) for k, v in call.query if k == "parent")
         for _ in range(10_000):
             page = routes.Call(call.route, call.values, query + ((("pageToken", token),) if token else ()))
-            upstream = await self._upstream("GET", page.upstream_path(), b"", headers)
+            upstream = await self._upstream("GET", page.upstream_path(self.upstream_prefix), b"", headers)
             if upstream.status_code != 200:
                 return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
             doc = upstream.json()
@@ -276,7 +281,7 @@ class CatalogProxy:
 
     async def _view_owner(self, call: routes.Call) -> str | None:
         load = routes.Call(routes.route("GET", "view.load"), dict(call.values))
-        r = await self._upstream("GET", load.upstream_path(), b"", {})
+        r = await self._upstream("GET", load.upstream_path(self.upstream_prefix), b"", {})
         if r.status_code != 200:
             return None
         props = (r.json().get("metadata") or {}).get("properties") or {}
@@ -312,10 +317,11 @@ class CatalogProxy:
         if action == "namespace.list" and who.access is not None:
             return await self._namespaces_for(call, who.access, headers)
         body = routes.canonical(doc) if doc is not None else b""
-        upstream = await self._upstream(request.method, call.upstream_path(), body, headers)
+        upstream = await self._upstream(request.method, call.upstream_path(self.upstream_prefix), body, headers)
         # Loading names the table in the path; creating and registering name it in the body.
         name = call.name or (str(doc.get("name", "")) if doc is not None and "name" in doc else None)
-        if action == "table.register" and upstream.status_code == 200:
+        # A created table's location is the catalog's choice where the body names none: checked like a register's.
+        if action in ("table.register", "table.create") and upstream.status_code == 200:
             await self._undo_if_outside(call, name or "", upstream)
         if call.route.writes and audit is not None:
             outcome = "ok" if upstream.status_code < 400 else "failed"
@@ -327,7 +333,9 @@ class CatalogProxy:
         )
         if action == "config" and ok_json:
             # Trino stays on the address it came in on (the service's own port); notebooks on the hub's.
-            content = self._rewrite_config(upstream.json(), self.engine_uri if who.engine else self.public_uri)
+            content = self._client_config(upstream.json(), self.engine_uri if who.engine else self.public_uri)
+        elif upstream.status_code >= 400:
+            content = self._without_stack(upstream, action, who.name)
         elif action in ("table.load", "table.create", "table.register") and ok_json:
             answer = self._strip_signing(upstream.json())
             if vend_s3 is not None and namespace and "metadata" in answer and name:
@@ -351,13 +359,36 @@ class CatalogProxy:
         doc.pop("storage-credentials", None)
         return doc
 
+    def _client_config(self, doc: dict, uri: str) -> bytes:
+        """The catalog's configuration as clients must see it, the same whichever catalog runs behind: on this proxy
+        (a catalog would send them straight to itself), under this proxy's prefix, with S3 reached at the platform's
+        store, and the endpoints this proxy offers (a catalog may list ones it refuses, such as its OAuth2 one)."""
+        s = self.settings
+        defaults = {k: v for k, v in (doc.get("defaults") or {}).items() if not k.startswith("nessie.")}
+        defaults.update({"io-impl": "org.apache.iceberg.aws.s3.S3FileIO", "rest-metrics-reporting-enabled": "false"})
+        defaults.pop("warehouse", None)
+        defaults.setdefault("rest-page-size", "200")  # clients page their listings (the proxy passes pages on)
+        overrides = {
+            "uri": uri + "/",
+            "prefix": routes.PUBLIC_PREFIX,
+            "s3.endpoint": s.s3_endpoint,
+            "s3.path-style-access": "true",
+            "client.region": s.s3_region,
+        }
+        return json.dumps({"defaults": defaults, "overrides": overrides, "endpoints": routes.endpoints()}).encode()
+
     @staticmethod
-    def _rewrite_config(doc: dict, uri: str) -> bytes:
-        """Keep clients on this proxy: Nessie would send them straight to itself."""
-        for section in ("defaults", "overrides"):
-            values = doc.get(section) or {}
-            if "uri" in values:
-                values["uri"] = uri + "/"
-            for key in [k for k in values if k.startswith("nessie.")]:
-                del values[key]
+    def _without_stack(upstream: httpx.Response, action: str, who: str) -> bytes:
+        """A catalog's error as the caller sees it: its type, code and reason (a rejected commit says why), without
+        the server's stack trace, which goes to this service's log."""
+        try:
+            doc = upstream.json()
+        except ValueError:
+            return upstream.content
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if not isinstance(error, dict) or "stack" not in error:
+            return upstream.content
+        stack = error.pop("stack")
+        log.info("catalog: %s for %s answered %s: %s", action, who, upstream.status_code, error.get("message"))
+        log.debug("catalog stack: %s", "\n".join(stack) if isinstance(stack, list) else stack)
         return json.dumps(doc).encode()

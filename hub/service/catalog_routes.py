@@ -99,6 +99,16 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# The prefix clients are told to use (the catalog's configuration answer); the upstream catalog's own is a setting.
+PUBLIC_PREFIX = "agp"
+
+
+def endpoints() -> list[str]:
+    """The endpoints this proxy offers, as the Iceberg REST configuration answer lists them (``GET /v1/{prefix}/...``),
+    so that clients use views and the other optional endpoints."""
+    return [f"{r.method} /{'/'.join(r.template)}" for r in ROUTES if r.action != "config"]
+
+
 def route(method: str, action: str) -> Route:
     """The route of ``action`` (to build a request the proxy makes itself)."""
     return next(r for r in ROUTES if r.method == method and r.action == action)
@@ -122,11 +132,15 @@ class Call:
     def name(self) -> str | None:
         return self.values.get("table") or self.values.get("view")
 
-    def upstream_path(self) -> str:
-        """The path to forward, rebuilt from the checked values (every segment percent-encoded)."""
+    def upstream_path(self, prefix: str | None = None) -> str:
+        """The path to forward, rebuilt from the checked values (every segment percent-encoded). ``prefix`` puts the
+        upstream catalog's own prefix in place of the caller's (``""``: the catalog serves none, the segment goes)."""
         out = []
         for part in self.route.template:
-            if part.startswith("{"):
+            if part == "{prefix}" and prefix is not None:
+                if prefix:
+                    out.append(quote(prefix, safe=""))
+            elif part.startswith("{"):
                 out.append(quote(self.values[part[1:-1]], safe=""))
             else:
                 out.append(part)

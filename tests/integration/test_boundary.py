@@ -715,6 +715,10 @@ def test_the_published_default_credentials_open_no_service(settings):
             connect_timeout=5,
         ).close()
 
+    def catalog(token: str) -> None:
+        r = http.get(f"{settings.catalog_uri}/v1/namespaces", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        r.raise_for_status()
+
     def keycloak(data: dict, realm: str | None = None) -> None:
         url = (
             settings.keycloak_token_url
@@ -729,10 +733,13 @@ def test_the_published_default_credentials_open_no_service(settings):
     attempts = {
         "MinIO root": lambda: minio(_published("s3_access_key"), _published("s3_secret_key")),
         "MinIO broker user": lambda: minio(_published("broker_access_key"), _published("broker_secret_key")),
-        "MinIO catalog user": lambda: minio(_published("nessie_s3_access_key"), _published("nessie_s3_secret_key")),
+        "MinIO Nessie user": lambda: minio(_published("nessie_s3_access_key"), _published("nessie_s3_secret_key")),
+        "MinIO catalog user": lambda: minio(_published("catalog_s3_access_key"), _published("catalog_s3_secret_key")),
         "MinIO Trino user": lambda: minio(_published("trino_s3_access_key"), _published("trino_s3_secret_key")),
         "PostgreSQL superuser": lambda: postgres(_published("postgres_user"), _published("postgres_password")),
         "PostgreSQL nessie": lambda: postgres(DB_ROLES["nessie"], _published("nessie_db_password")),
+        "PostgreSQL iceberg": lambda: postgres(DB_ROLES["iceberg"], _published("catalog_db_password")),
+        "Iceberg REST catalog": lambda: catalog(_published("catalog_token")),
         "PostgreSQL keycloak": lambda: postgres(DB_ROLES["keycloak"], _published("keycloak_db_password")),
         "PostgreSQL hub": lambda: postgres(DB_ROLES["jupyterhub"], _published("hub_db_password")),
         "PostgreSQL workspace service": lambda: postgres(DB_ROLES["agp"], _published("workspaces_db_password")),

@@ -1,8 +1,8 @@
 """Catalog listings stay complete past the REST catalog's page size: through the proxy and in the extension.
 
-Nessie pages its Iceberg REST listings only when asked for a ``pageSize`` (it advertises ``rest-page-size`` in
-``/v1/config`` and caps a page at 500); pyiceberg sends that size and follows ``next-page-token``. The workspace
-service's catalog proxy has to pass both through, also on the namespace pages it filters by membership.
+The catalog pages its Iceberg REST listings when asked for a ``pageSize`` (the proxy advertises ``rest-page-size``
+in ``/v1/config``); pyiceberg sends that size and follows ``next-page-token``. The workspace service's catalog proxy
+has to pass both through, also on the namespace pages it filters by membership.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def proxy(user_api, settings):
         return r.json()
 
     config = get("/v1/config", warehouse="warehouse")
-    get.prefix = config["defaults"]["prefix"]
-    get.page_size = int(config["defaults"]["rest-page-size"])
+    offered = {**config["defaults"], **config["overrides"]}  # as clients merge them
+    get.prefix = offered["prefix"]
+    get.page_size = int(offered["rest-page-size"])
     get.token = token
     return get
 

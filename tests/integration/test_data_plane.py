@@ -64,7 +64,8 @@ def test_doctor_checks_every_service_and_lists_buckets(lab, settings):
     result = json.loads(out.stdout)
     assert result["ok"] is True
     names = {c["name"] for c in result["checks"]}
-    assert {"postgres health", "minio health", "nessie health", "trino health", "keycloak health"} <= names
+    catalog = "nessie" if settings.catalog == "nessie" else "catalog"
+    assert {"postgres health", "minio health", f"{catalog} health", "trino health", "keycloak health"} <= names
     assert settings.warehouse_bucket in result["buckets"]
 
 

@@ -45,11 +45,12 @@ def test_minio_down_during_provisioning_leaves_failed_then_retry_completes(
 
 
 def test_catalog_down_rolls_back_the_bucket(lab: Lab, new_workspace, admin_api, settings):
-    lab.stop("nessie")
+    catalog = "nessie" if settings.catalog == "nessie" else "catalog"
+    lab.stop(catalog)
     try:
         failed = new_workspace(expect=503)
     finally:
-        lab.restart("nessie")
+        lab.restart(catalog)
     assert "the Iceberg REST catalog could not create the namespace" in failed["failure_reason"]
     assert f"agp-ws-{failed['slug']}" not in _buckets(settings), "the bucket made before the failure is rolled back"
     assert admin_api("POST", f"/workspaces/{failed['slug']}/provision").json()["state"] == "ready"

@@ -335,7 +335,7 @@ def test_vended_table_credentials_reach_only_the_callers_bucket(pair, settings):
     assert r.status_code == 404 and "agp-ws" not in r.text
 
 
-def test_the_catalog_itself_refuses_anyone_without_a_realm_token(settings):
+def test_the_catalog_itself_refuses_anyone_without_the_platforms_token(settings):
     COUNTS["attempts"] += 1
     r = requests.get(f"{settings.catalog_uri}/v1/config", params={"warehouse": "warehouse"}, timeout=30)
     assert r.status_code == 401

@@ -29,10 +29,11 @@ def test_status_json_names_every_endpoint_and_credential(lab):
     assert out.returncode == 0, out.stderr
     st = json.loads(out.stdout)
     assert st["running"] is True and st["healthy"] is True
-    assert set(st["services"]) == {"postgres", "minio", "nessie", "trino", "keycloak", "jupyterhub"}
+    catalog = "nessie" if lab.settings.catalog == "nessie" else "catalog"
+    assert set(st["services"]) == {"postgres", "minio", catalog, "trino", "keycloak", "jupyterhub"}
     assert st["services"]["jupyterhub"]["endpoints"]["hub"] == lab.settings.hub_url
     assert st["services"]["trino"]["endpoints"]["http"] == lab.settings.trino_url
-    assert st["services"]["nessie"]["endpoints"]["iceberg_rest"] == lab.settings.catalog_uri
+    assert st["services"][catalog]["endpoints"]["iceberg_rest"] == lab.settings.catalog_uri
     assert st["services"]["keycloak"]["endpoints"]["issuer"].endswith("/realms/antigravity")
     assert st["credentials"]["s3"]["access_key"] == lab.settings.credentials.s3_access_key
     assert {u["username"] for u in st["demo_users"]} == {"admin", "alice", "bob"}

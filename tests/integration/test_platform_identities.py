@@ -1,8 +1,10 @@
 """Each platform service has its own least-privilege identity, and a user's own identity reaches none of theirs.
 
 The notebook is hostile: it knows its user's Keycloak password, reaches every loopback port and reads every
-process's command line. So: Nessie serves the platform's service identity only (a user's own token of the realm is
-refused, whichever client issued it) and signs no S3 request; Nessie reaches S3 as a MinIO user of its own; the
+process's command line. So: the Iceberg REST catalog serves the platform's own token only (no realm token, not even
+the platform's, no forged one) and lends no S3 right; with Nessie (AGP_CATALOG=nessie), Nessie serves the platform's
+service identity only (a user's own token of the realm is refused, whichever client issued it) and signs no S3
+request; the catalog reaches S3 as a MinIO user of its own; the
 realm offers the password grant to no client and keeps only the clients the platform uses; each service connects
 to PostgreSQL as a role of its own; no secret is on a command line.
 """
@@ -131,7 +133,110 @@ def known_secrets(s: Settings) -> dict[str, str]:
     return found
 
 
+def catalog_calls(
+    s: Settings, headers: dict[str, str], namespace: str, drop: bool = False
+) -> dict[str, requests.Response]:
+    """Reads and writes of every kind on the Iceberg REST catalog itself (not the proxy), with ``headers``; with
+    ``drop``, also an attempt to drop the demo table (only for callers that must be refused)."""
+    base = f"{s.catalog_uri}/v1"
+    get = lambda path: requests.get(path, headers=headers, timeout=30)  # noqa: E731
+    calls = {
+        "config": get(f"{base}/config"),
+        "list namespaces": get(f"{base}/namespaces"),
+        "list tables": get(f"{base}/namespaces/demo/tables"),
+        "load table": get(f"{base}/namespaces/demo/tables/meter_readings"),
+        "create namespace": requests.post(
+            f"{base}/namespaces", json={"namespace": [namespace]}, headers=headers, timeout=30
+        ),
+    }
+    if drop:
+        calls["drop table"] = requests.delete(
+            f"{base}/namespaces/demo/tables/meter_readings", headers=headers, timeout=30
+        )
+    return calls
+
+
+iceberg_rest_only = pytest.mark.skipif(
+    Settings().catalog != "iceberg-rest", reason="the lab runs Nessie (AGP_CATALOG=nessie)"
+)
+nessie_only = pytest.mark.skipif(Settings().catalog != "nessie", reason="the lab runs Iceberg's REST catalog")
+
+
+# ------------------------------------------------------------------------------------------------ the catalog
+@iceberg_rest_only
+def test_the_catalog_admits_the_platforms_token(lab, settings):
+    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token}"}
+    calls = catalog_calls(settings, auth, f"t_{uuid.uuid4().hex[:10]}")
+    clients.load_catalog(settings).drop_namespace(tuple(calls["create namespace"].json()["namespace"]))
+    assert {name: r.status_code for name, r in calls.items()} == {
+        "config": 200,
+        "list namespaces": 200,
+        "list tables": 200,
+        "load table": 200,
+        "create namespace": 200,
+    }
+
+
+@iceberg_rest_only
+def test_the_catalog_refuses_every_other_bearer(lab, settings):
+    # What a hostile notebook can come by: its user's own realm token, the platform's Keycloak identity (the secret
+    # of agp-services is not the catalog's token), a token of the right length, the token in another form.
+    token = settings.credentials.catalog_token
+    redirect, secret = f"{settings.hub_url}/hub/oauth_callback", settings.credentials.hub_client_secret
+    attempts = {
+        "no header": {},
+        "alice's own realm token": {
+            "Authorization": "Bearer " + code_flow_token(settings, "jupyterhub", redirect, "agp-demo", secret)
+        },
+        "the platform's Keycloak token": {"Authorization": f"Bearer {clients.service_token(settings)}"},
+        "a token of the same length": {"Authorization": "Bearer " + secrets.token_urlsafe(len(token))[: len(token)]},
+        "the token with a character more": {"Authorization": f"Bearer {token}x"},
+        "the token lower-cased scheme": {"Authorization": f"bearer {token}"},
+        "the token as basic": {"Authorization": "Basic " + base64.b64encode(f"x:{token}".encode()).decode()},
+        "the token as a query": {},
+    }
+    let_in: dict[str, dict[str, int]] = {}
+    for what, headers in attempts.items():
+        namespace = f"t_{uuid.uuid4().hex[:10]}"
+        calls = catalog_calls(settings, headers, namespace, drop=True)
+        if what == "the token as a query":
+            calls["config"] = requests.get(f"{settings.catalog_uri}/v1/config?token={token}", timeout=30)
+        bad = {name: r.status_code for name, r in calls.items() if r.status_code != 401}
+        if bad:
+            let_in[what] = bad
+    assert not let_in, f"the catalog answered other than 401: {let_in}"
+    # The table the attempts tried to drop is still there.
+    assert clients.load_catalog(settings).table_exists("demo.meter_readings")
+    # Its health path says nothing but that it runs.
+    health = requests.get(f"{settings.catalog_uri}/healthz", timeout=30)
+    assert (health.status_code, health.text) == (200, "ok")
+
+
+@iceberg_rest_only
+def test_the_catalog_lends_no_s3_right(lab, settings):
+    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token}"}
+    config = requests.get(f"{settings.catalog_uri}/v1/config", headers=auth, timeout=30).json()
+    table = requests.get(
+        f"{settings.catalog_uri}/v1/namespaces/demo/tables/meter_readings", headers=auth, timeout=30
+    ).json()
+    offered = {**config.get("defaults", {}), **config.get("overrides", {}), **table.get("config", {})}
+    assert not [k for k in offered if k.startswith("s3.")], offered
+    assert not table.get("storage-credentials"), table.get("storage-credentials")
+
+
+@iceberg_rest_only
+def test_the_catalogs_secrets_are_its_users_alone(lab, settings):
+    for path in (lab.paths.catalog_properties, settings.keys_dir / "catalog.token"):
+        mode = path.stat().st_mode & 0o777
+        assert mode == 0o600, f"{path} is {oct(mode)}"
+    catalog = psutil.Process(lab.status()["services"]["catalog"]["pid"])
+    procs = [catalog, *catalog.children(recursive=True)]
+    holding = [p.pid for p in procs if settings.credentials.catalog_token in " ".join(p.cmdline())]
+    assert not holding, f"the catalog's token is on the command line of {holding}"
+
+
 # ------------------------------------------------------------------------------------------------ Nessie
+@nessie_only
 def test_nessie_admits_the_platforms_service_identity(lab, settings):
     calls = nessie_calls(settings, clients.service_token(settings), f"t_{uuid.uuid4().hex[:10]}")
     ns = calls["create namespace"].json()["namespace"]
@@ -147,6 +252,7 @@ def test_nessie_admits_the_platforms_service_identity(lab, settings):
         clients.load_catalog(settings).drop_namespace(tuple(ns))
 
 
+@nessie_only
 def test_nessie_refuses_a_users_own_token(lab, settings):
     # A user's token of the realm, as the hub holds it after her login (the hub's client; before this change any
     # user also got one from the public account-console or admin-cli clients): Nessie refuses it, reads and writes.
@@ -163,6 +269,7 @@ def test_nessie_refuses_a_users_own_token(lab, settings):
     assert {r.status_code for r in calls.values()} <= {401, 403}, {n: r.status_code for n, r in calls.items()}
 
 
+@nessie_only
 def test_nessie_offers_no_s3_request_signing(lab, settings):
     token = clients.service_token(settings)
     auth = {"Authorization": f"Bearer {token}"}
@@ -175,7 +282,7 @@ def test_nessie_offers_no_s3_request_signing(lab, settings):
     assert not [k for k in offered if k.startswith("s3.signer")], offered
 
 
-# ------------------------------------------------------------------------------------------------ Nessie's S3 user
+# ------------------------------------------------------------------------------------------------ the catalog's S3 user
 def _s3_as(settings: Settings, key: str, secret: str):
     return boto3.client(
         "s3",
@@ -195,9 +302,14 @@ def _denied(call) -> bool:
     return False
 
 
-def test_nessie_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace_buckets_only(lab, settings, s3):
-    c = settings.credentials
-    nessie = _s3_as(settings, c.nessie_s3_access_key, c.nessie_s3_secret_key)
+def _catalog_s3_key(settings: Settings, c: Credentials) -> tuple[str, str]:
+    if settings.catalog == "nessie":
+        return c.nessie_s3_access_key, c.nessie_s3_secret_key
+    return c.catalog_s3_access_key, c.catalog_s3_secret_key
+
+
+def test_the_catalog_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace_buckets_only(lab, settings, s3):
+    nessie = _s3_as(settings, *_catalog_s3_key(settings, settings.credentials))
     key = f"agp-test/{uuid.uuid4().hex}"
     nessie.put_object(Bucket=settings.warehouse_bucket, Key=key, Body=b"x")
     assert nessie.get_object(Bucket=settings.warehouse_bucket, Key=key)["Body"].read() == b"x"
@@ -212,18 +324,18 @@ def test_nessie_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace_buck
         "create a bucket": _denied(lambda: nessie.create_bucket(Bucket=f"agp-ws-t{uuid.uuid4().hex[:10]}")),
         "delete the warehouse bucket": _denied(lambda: nessie.delete_bucket(Bucket=settings.warehouse_bucket)),
     }
-    assert all(refused.values()), f"Nessie's S3 user may: {[k for k, v in refused.items() if not v]}"
+    assert all(refused.values()), f"the catalog's S3 user may: {[k for k, v in refused.items() if not v]}"
     # MinIO lists the buckets a user may reach rather than refusing the listing.
     listed = {b["Name"] for b in nessie.list_buckets().get("Buckets", [])}
     assert listed <= {settings.warehouse_bucket} | {b for b in listed if b.startswith("agp-ws-")}, listed
 
 
-def test_nessie_holds_no_root_s3_key(lab, settings):
-    nessie = psutil.Process(lab.status()["services"]["nessie"]["pid"])
+def test_the_catalog_holds_no_root_s3_key(lab, settings):
+    nessie = psutil.Process(lab.status()["services"]["nessie" if settings.catalog == "nessie" else "catalog"]["pid"])
     procs = [nessie, *nessie.children(recursive=True)]
     root = settings.credentials.s3_secret_key
     holding = [p.pid for p in procs if root in "\0".join(f"{k}={v}" for k, v in p.environ().items())]
-    assert not holding, f"Nessie's processes {holding} have MinIO's root secret in their environment"
+    assert not holding, f"the catalog's processes {holding} have MinIO's root secret in their environment"
 
 
 # ------------------------------------------------------------------------------------------------ Keycloak
@@ -343,8 +455,11 @@ def test_the_published_default_credentials_of_the_services_open_nothing(lab, set
         url = url.replace(f":{settings.db_password(role)}@", f":{Settings(lab_dir='/nowhere').db_password(role)}@")
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(url, connect_timeout=10).close()
-    nessie = _s3_as(settings, defaults.nessie_s3_access_key, defaults.nessie_s3_secret_key)
-    assert _denied(lambda: nessie.list_objects_v2(Bucket=settings.warehouse_bucket, MaxKeys=1))
+    catalog = _s3_as(settings, *_catalog_s3_key(settings, defaults))
+    assert _denied(lambda: catalog.list_objects_v2(Bucket=settings.warehouse_bucket, MaxKeys=1))
+    if settings.catalog != "nessie":
+        published = {"Authorization": f"Bearer {defaults.catalog_token}"}
+        assert requests.get(f"{settings.catalog_uri}/v1/config", headers=published, timeout=30).status_code == 401
 
 
 @pytest.mark.parametrize("role", sorted(DB_ROLES.values()))

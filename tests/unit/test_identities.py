@@ -83,7 +83,7 @@ def test_each_database_gets_its_own_unprivileged_role(s):
 
 def test_objects_of_the_superuser_move_to_each_databases_role_and_the_hub_reads_the_workspace_db(s):
     sql = services.postgres_roles(s)
-    assert set(sql) == {"postgres", "nessie", "keycloak", "jupyterhub", "agp"}
+    assert set(sql) == {"postgres", "nessie", "iceberg", "keycloak", "jupyterhub", "agp"}
     assert "relowner = 'agp'::regrole" in sql["nessie"][0] and 'OWNER TO "nessie"' in sql["nessie"][0]
     assert sql["agp"][1:] == [
         'GRANT USAGE ON SCHEMA public TO "jupyterhub"',
@@ -109,7 +109,7 @@ def test_services_connect_as_their_own_roles(s):
 
 # ------------------------------------------------------------------------------------------------ Nessie
 def test_the_catalogs_s3_policy_reaches_the_warehouse_and_workspace_buckets_only():
-    policy = services.nessie_policy("agp-warehouse")
+    policy = services.catalog_policy("agp-warehouse")
     resources = {r for st in policy["Statement"] for r in st["Resource"]}
     assert resources == {
         "arn:aws:s3:::agp-warehouse",

@@ -9,7 +9,8 @@ from agp.compose.settings import Ports, Settings
 def test_defaults_spell_every_endpoint_once():
     s = Settings(lab_dir="/x/lab", cache_dir="/x/cache")
     assert s.s3_endpoint == "http://127.0.0.1:9000"
-    assert s.catalog_uri == "http://127.0.0.1:19120/iceberg"
+    assert s.catalog_uri == "http://127.0.0.1:8181"
+    assert s.model_copy(update={"catalog": "nessie"}).catalog_uri == "http://127.0.0.1:19120/iceberg"
     assert s.trino_url == "http://127.0.0.1:8080"
     assert s.keycloak_issuer == "http://127.0.0.1:8180/realms/antigravity"
     assert s.postgres_dsn == "postgresql://agp:agp-lab-postgres@127.0.0.1:15432/postgres"

@@ -1,5 +1,6 @@
 -- Databases of the platform, created once in the lab's PostgreSQL (and by docker-compose's postgres entrypoint).
 CREATE DATABASE nessie;
+CREATE DATABASE iceberg;
 CREATE DATABASE keycloak;
 CREATE DATABASE agp;
 CREATE DATABASE jupyterhub;
@@ -9,14 +10,16 @@ CREATE DATABASE jupyterhub;
 -- (agp.compose.services.postgres_roles) and reads only the CREATE DATABASE lines above. Passwords are the lab-only
 -- defaults of agp.compose.settings.Credentials; tests/unit/test_composition.py checks that the two agree.
 CREATE ROLE nessie LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-nessie-db';
+CREATE ROLE iceberg LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-iceberg-db';
 CREATE ROLE keycloak LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-keycloak-db';
 CREATE ROLE jupyterhub LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-hub-db';
 CREATE ROLE agp_workspaces LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-workspaces-db';
 ALTER DATABASE nessie OWNER TO nessie;
+ALTER DATABASE iceberg OWNER TO iceberg;
 ALTER DATABASE keycloak OWNER TO keycloak;
 ALTER DATABASE jupyterhub OWNER TO jupyterhub;
 ALTER DATABASE agp OWNER TO agp_workspaces;
-REVOKE ALL ON DATABASE nessie, keycloak, jupyterhub, agp FROM PUBLIC;
+REVOKE ALL ON DATABASE nessie, iceberg, keycloak, jupyterhub, agp FROM PUBLIC;
 REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
 -- The hub's spawner and home page read the workspace database.
 GRANT CONNECT ON DATABASE agp TO jupyterhub;
