@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from .settings import Settings
+from agp.core.settings import Settings
 
 console = Console(stderr=True)
 

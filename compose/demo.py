@@ -7,8 +7,8 @@ import logging
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from . import clients
-from .settings import Settings
+from agp.core import clients
+from agp.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +17,9 @@ MEMBERS = {"alice": "editor", "bob": "editor"}
 
 
 def seed(settings: Settings, console: Console) -> None:
+    from agp.core.models import State
+    from agp.core.permissions import Caller
     from agp.hub import db, store
-    from agp.hub.models import State
-    from agp.hub.permissions import Caller
     from agp.hub.provision import Provisioner
 
     engine = db.make_engine(settings.db_url)

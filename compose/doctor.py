@@ -6,9 +6,11 @@ import logging
 
 import requests
 
-from . import clients, health
+from agp.core import clients
+from agp.core.settings import Settings
+
+from . import health
 from .lab import Lab
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,14 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
+from agp.core import clients, versions
+from agp.core.settings import GENERATED_CREDENTIALS, Settings
 from agp.hub.trino_rules import build_rules, write_atomically
 
-from . import clients, fetch, health, java, keys, ports, runtime, services, versions
+from . import fetch, health, java, keys, ports, runtime, services
 from .keys import KeyPaths
 from .realm import hardening
 from .services import LabPaths, Service
-from .settings import GENERATED_CREDENTIALS, Settings
 from .supervise import DEAD, Supervisor
 
 log = logging.getLogger(__name__)
@@ -751,7 +752,7 @@ def _reachable_by_others(path: Path) -> bool:
 
 def _published(field: str) -> str:
     """A credential's published default (a lab made before its credentials were generated still has it)."""
-    from .settings import Credentials
+    from agp.core.settings import Credentials
 
     return Credentials.model_fields[field].default
 

@@ -25,11 +25,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agp.core import versions
+from agp.core.settings import Settings
 from agp.spawner.osusers import ServerFolders
 
-from . import fetch, versions
+from . import fetch
 from .keys import KeyPaths
-from .settings import Settings
 
 BASE_PYTHON = Path("/usr/bin/python3")  # Debian's, readable and runnable by every user
 DISTRIBUTION = "antigravity-platform"

@@ -10,10 +10,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import versions
+from agp.core import versions
+from agp.core.settings import DB_ROLES, GENERATED_CREDENTIALS, HUB_READS, Settings
+
 from .java import Java
 from .keys import ISSUER, TRINO_AUDIENCE, KeyPaths
-from .settings import DB_ROLES, GENERATED_CREDENTIALS, HUB_READS, Settings
 
 CONFIG_DIR = Path(__file__).parent / "config"
 

@@ -10,9 +10,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from agp.kernels import catalog as cat
 from agp.kernels.credentials import BrokerClient, BrokerError, load_catalog, trino_connect
-
-from . import catalog as cat
 
 
 class _Base(APIHandler):

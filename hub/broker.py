@@ -15,11 +15,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from agp.compose.keys import KeyPaths, mint_trino_token
-from agp.compose.settings import Settings
-
-from .models import Role
-from .names import WorkspaceNames
+from agp.core.models import Role
+from agp.core.names import WorkspaceNames
+from agp.core.settings import Settings
+from agp.core.tokens import KeyPaths, mint_trino_token
 
 KINDS = ("trino", "s3", "catalog")
 READ_ACTIONS = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]

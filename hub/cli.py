@@ -10,7 +10,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 
 class Client:

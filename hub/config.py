@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from agp.compose.settings import Settings
+from agp.core.models import Workspace
+from agp.core.permissions import Caller, effective_role
+from agp.core.settings import Settings
 from agp.spawner.osusers import ServerFolders
 from agp.spawner.workspace import data_plane_env
 
 from .db import shared_engine
-from .models import Workspace
-from .permissions import Caller, effective_role
 
 TEMPLATES = Path(__file__).parent / "templates"
 SERVICE = "workspaces"

@@ -1,4 +1,4 @@
-"""The workspace database: engine, sessions, and migrations run at start."""
+"""The workspace database's migrations, run at start; its engines and sessions are the runtime core's."""
 
 from __future__ import annotations
 
@@ -6,26 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+
+from agp.core.db import make_engine, sessions, shared_engine
+
+__all__ = ["make_engine", "sessions", "shared_engine", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def make_engine(url: str) -> Engine:
-    # pool_pre_ping: a PostgreSQL restart costs one failed ping, not a failed request.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True)
-
-
-_shared: dict[str, Engine] = {}
-
-
-def shared_engine(url: str) -> Engine:
-    """One engine per URL for the hub process (its template callables and spawners), made on first use."""
-    if url not in _shared:
-        _shared[url] = make_engine(url)
-    return _shared[url]
 
 
 def upgrade(engine: Engine) -> None:
@@ -37,7 +24,3 @@ def upgrade(engine: Engine) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(424242)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-
-
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)

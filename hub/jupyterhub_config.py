@@ -2,7 +2,7 @@
 # The lab starts the hub with `jupyterhub -f <this file>` and AGP_CONFIG naming the lab's settings.
 import shutil
 
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 from agp.hub.config import configure
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)

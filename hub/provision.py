@@ -10,10 +10,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from agp.compose import clients
-from agp.compose.settings import Settings
-
-from .names import WorkspaceNames
+from agp.core import clients
+from agp.core.names import WorkspaceNames
+from agp.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

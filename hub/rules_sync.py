@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from agp.compose.settings import Settings
+from agp.core.models import Role, State, Workspace
+from agp.core.names import WorkspaceNames
+from agp.core.settings import Settings
 
-from .models import Role, State, Workspace
-from .names import WorkspaceNames
 from .trino_rules import Grant, build_rules, write_atomically
 
 log = logging.getLogger(__name__)

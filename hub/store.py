@@ -1,6 +1,6 @@
 """The workspace service's operations on its database: one function per action, each audited.
 
-Functions take a SQLAlchemy session and a :class:`~agp.hub.permissions.Caller`; they raise :class:`Refused`
+Functions take a SQLAlchemy session and a :class:`~agp.core.permissions.Caller`; they raise :class:`Refused`
 (with an HTTP status and a sentence) instead of returning half results.
 """
 
@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from .models import AuditEvent, Membership, Role, State, Workspace
-from .names import InvalidName, WorkspaceNames, validate_slug, validate_username
-from .permissions import Caller, can_manage, can_view, effective_role
+from agp.core.models import AuditEvent, Membership, Role, State, Workspace
+from agp.core.names import InvalidName, WorkspaceNames, validate_slug, validate_username
+from agp.core.permissions import Caller, can_manage, can_view, effective_role
+
 from .provision import Provisioner, ProvisionError
 
 log = logging.getLogger(__name__)

@@ -99,7 +99,7 @@ def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwa
         def get_exceptions(self) -> tuple:
             return ()
 
-    from agp.compose.clients import tls_session
+    from agp.core.clients import tls_session
 
     session = tls_session(broker.ca_file())
     options = {"catalog": cred["catalog"], "schema": cred["schema"], **kwargs}

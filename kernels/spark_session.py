@@ -40,7 +40,7 @@ _stop_registered = False
 
 def jars(cache_dir: Path | None = None) -> list[Path]:
     """Iceberg's Spark runtime and AWS bundle, verified, from the cache (fetched once)."""
-    from agp.compose import fetch, versions
+    from agp.core import fetch, versions
 
     downloads = (cache_dir or Path(os.environ.get("AGP_CACHE_DIR") or Path.home() / ".cache" / "agp")) / "downloads"
     return [fetch.download(artifact, downloads) for artifact in versions.SPARK_JARS]

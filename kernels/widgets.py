@@ -23,7 +23,7 @@ from .server import ServerCatalog
 
 def direct_catalog(broker: BrokerClient | None = None) -> Any:
     """The workspace's catalog through the broker (outside a workspace server, e.g. a test or a script)."""
-    from agp.extension.catalog import CatalogReader
+    from agp.kernels.catalog import CatalogReader
 
     from .credentials import load_catalog
 

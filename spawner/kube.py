@@ -6,8 +6,8 @@ import re
 
 from kubespawner import KubeSpawner
 
-from agp.hub.models import Workspace
-from agp.hub.names import WorkspaceNames
+from agp.core.models import Workspace
+from agp.core.names import WorkspaceNames
 
 from .local import WorkspaceMixin
 

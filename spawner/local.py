@@ -20,10 +20,10 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Dict, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from agp.core.db import shared_engine
+from agp.core.models import Workspace
+from agp.core.permissions import Caller
 from agp.extension import enable_for as enable_extension
-from agp.hub.db import shared_engine
-from agp.hub.models import Workspace
-from agp.hub.permissions import Caller
 from agp.kernels import kernelspec
 
 from .osusers import OsUserError, ensure_account, os_user_name, server_env

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agp.compose.settings import Settings
-from agp.hub.models import State, Workspace
-from agp.hub.names import InvalidName, WorkspaceNames
-from agp.hub.permissions import Caller, can_spawn
+from agp.core.models import State, Workspace
+from agp.core.names import InvalidName, WorkspaceNames
+from agp.core.permissions import Caller, can_spawn
+from agp.core.settings import Settings
 
 
 class SpawnRefused(Exception):

@@ -2,7 +2,7 @@
 
 Fixtures
 --------
-settings        the lab's :class:`~agp.compose.settings.Settings` as this process sees them (session)
+settings        the lab's :class:`~agp.core.settings.Settings` as this process sees them (session)
 lab             the running mini-lab: started once if it is not running, reused if it is (session); its notebook
                 runtime is brought up to the source tree first (servers run agp as installed there)
 s3              a boto3 S3 client on the lab's MinIO, root keys (session)
@@ -34,9 +34,10 @@ from pathlib import Path
 import pytest
 from hubclient import Api, HubSession, KeycloakAdmin
 
-from agp.compose import clients, runtime
+from agp.compose import runtime
 from agp.compose.lab import Lab, LabError
-from agp.compose.settings import Ports, Settings
+from agp.core import clients
+from agp.core.settings import Ports, Settings
 
 
 @pytest.fixture(scope="session")
@@ -215,9 +216,9 @@ def remove_workspace(settings: Settings, slug: str) -> None:
     """Tests only: delete a workspace with its bucket and namespace (the product archives instead)."""
     from sqlalchemy import delete
 
+    from agp.core.models import Workspace
+    from agp.core.names import WorkspaceNames
     from agp.hub import db
-    from agp.hub.models import Workspace
-    from agp.hub.names import WorkspaceNames
 
     names = WorkspaceNames(slug)
     catalog = clients.load_catalog(settings)

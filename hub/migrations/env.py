@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from agp.hub.models import Base
+from agp.core.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)

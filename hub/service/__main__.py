@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import uvicorn
 
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 from .app import create_app
 

@@ -16,13 +16,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from agp.compose.settings import Settings
+from agp.core.names import InvalidName, WorkspaceNames
+from agp.core.permissions import Caller
+from agp.core.settings import Settings
 
 from .. import db as dbmod
 from .. import rules_sync, store
 from ..broker import Broker
-from ..names import InvalidName, WorkspaceNames
-from ..permissions import Caller
 from ..provision import Provisioner
 from .catalog_proxy import CatalogProxy, Principal
 from .catalog_routes import error_body

@@ -21,9 +21,9 @@ import httpx
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from agp.compose.settings import Settings
+from agp.core.names import InvalidName, WorkspaceNames
+from agp.core.settings import Settings
 
-from ..names import InvalidName, WorkspaceNames
 from . import catalog_routes as routes
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 import jwt
 from fastapi import HTTPException, Request
 
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import httpx
 from fastapi import HTTPException, Request
 from jupyterhub.services.auth import HubOAuth, _ExpiringDict
 
-from ..permissions import Caller
+from agp.core.permissions import Caller
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import AuditEvent, Workspace
-from ..permissions import Caller, effective_role
+from agp.core.models import AuditEvent, Workspace
+from agp.core.permissions import Caller, effective_role
 
 
 class Quotas(BaseModel):

@@ -41,12 +41,12 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hubclient import Api, HubSession
 
-from agp.compose import clients
-from agp.compose.settings import Settings
+from agp.core import clients
+from agp.core.models import AuditEvent, Membership, Role, State, Workspace
+from agp.core.names import WorkspaceNames
+from agp.core.settings import Settings
 from agp.extension.app import AgpExtension
 from agp.hub import db
-from agp.hub.models import AuditEvent, Membership, Role, State, Workspace
-from agp.hub.names import WorkspaceNames
 from agp.kernels.credentials import BrokerClient
 from agp.kernels.credentials import load_catalog as workspace_catalog
 

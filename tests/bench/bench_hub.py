@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import remove_workspace
 from hubclient import Api, HubSession
 
-from agp.compose import clients
-from agp.compose.settings import Settings
+from agp.core import clients
+from agp.core.models import Membership, Role, State, Workspace
+from agp.core.settings import Settings
 from agp.hub import db
-from agp.hub.models import Membership, Role, State, Workspace
 
 
 def pct(values: list[float], q: int) -> float:

@@ -35,10 +35,11 @@ from fastapi import Request
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hubclient import Api, HubSession
 
-from agp.compose import clients, services
-from agp.compose.keys import KeyPaths, mint_trino_token
+from agp.compose import services
 from agp.compose.lab import Lab
-from agp.compose.settings import Settings
+from agp.core import clients
+from agp.core.settings import Settings
+from agp.core.tokens import KeyPaths, mint_trino_token
 from agp.hub.broker import session_policy
 from agp.kernels.credentials import BrokerClient
 from agp.kernels.credentials import trino_connect as broker_trino
@@ -213,8 +214,8 @@ def _serve(app) -> tuple[str, object]:
 def bench_catalog_proxy(settings: Settings) -> None:
     import importlib.util
 
+    from agp.core.names import WorkspaceNames
     from agp.hub.broker import Broker
-    from agp.hub.names import WorkspaceNames
     from agp.hub.service.catalog_proxy import CatalogProxy, Principal
 
     old_source = subprocess.run(

@@ -24,9 +24,9 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 
-from agp.compose import clients
 from agp.compose.lab import Lab
-from agp.compose.settings import Settings
+from agp.core import clients
+from agp.core.settings import Settings
 
 
 def pct(values: list[float], q: float) -> float:
@@ -83,7 +83,7 @@ def bench_select1(settings: Settings, runs: int = 50) -> None:
         cur.execute("SELECT 1")
         assert cur.fetchall() == [[1]]
 
-    from agp.compose.keys import KeyPaths, mint_trino_token
+    from agp.core.tokens import KeyPaths, mint_trino_token
 
     keys = KeyPaths(settings.keys_dir)
     token, _ = mint_trino_token(keys.broker_private.read_bytes(), "agp-service")

@@ -37,7 +37,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hubclient import HubSession
 
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 from agp.kernels import kernelspec
 from agp.kernels.credentials import BrokerClient, trino_connect
 

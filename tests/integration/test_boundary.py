@@ -21,7 +21,7 @@ import pytest
 import trino
 from conftest import query_rows, wait_until
 
-from agp.compose import clients
+from agp.core import clients
 from agp.kernels.credentials import BrokerClient
 from agp.kernels.credentials import trino_connect as broker_trino
 
@@ -683,7 +683,7 @@ def test_a_realm_token_of_another_client_is_not_trinos(ab, settings, hub_url):
 
 def _published(field: str) -> str:
     """A credential's literal default in the source (and so in every copy of this repository)."""
-    from agp.compose.settings import Credentials
+    from agp.core.settings import Credentials
 
     return Credentials.model_fields[field].default
 
@@ -728,7 +728,7 @@ def test_the_published_default_credentials_open_no_service(settings):
         r = http.post(url, data=data, timeout=30)
         r.raise_for_status()
 
-    from agp.compose.settings import DB_ROLES
+    from agp.core.settings import DB_ROLES
 
     attempts = {
         "MinIO root": lambda: minio(_published("s3_access_key"), _published("s3_secret_key")),

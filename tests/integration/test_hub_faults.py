@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from agp.compose import clients
 from agp.compose.lab import Lab
+from agp.core import clients
 
 pytestmark = pytest.mark.integration
 

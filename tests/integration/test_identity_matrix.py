@@ -18,8 +18,8 @@ from conftest import query_rows, wait_until
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from agp.compose import clients
-from agp.compose.keys import KeyPaths, mint_trino_token
+from agp.core import clients
+from agp.core.tokens import KeyPaths, mint_trino_token
 from agp.kernels.credentials import BrokerClient, BrokerError
 from agp.kernels.credentials import s3_client as broker_s3
 from agp.kernels.credentials import trino_connect as broker_trino

@@ -79,7 +79,7 @@ def test_too_old_java_names_the_java_it_needs(spare_settings):
 
 def test_service_dying_during_start_shows_its_log_and_stops_the_rest(spare_settings):
     # MinIO refuses a secret key shorter than 8 characters: a real crash of a real service.
-    from agp.compose.settings import Credentials
+    from agp.core.settings import Credentials
 
     lab = Lab(spare_settings(credentials=Credentials(s3_secret_key="short")))
     with pytest.raises(LabError) as err:

@@ -112,7 +112,7 @@ def test_append_adds_100000_rows_in_one_commit(kernel, name):
     # Each --append is one commit that adds all 100,000 rows: the table's history holds both.
     adding = f"SELECT count(*) FROM \"{name}$snapshots\" WHERE summary['added-records'] = '{ROWS}'"
     assert scalar(kernel, adding) == "2"
-    assert scalar(kernel, f"SELECT count(*) FROM \"{name}$snapshots\"") == "2"
+    assert scalar(kernel, f'SELECT count(*) FROM "{name}$snapshots"') == "2"
 
 
 def test_no_index_and_a_schema_prefix(kernel, name):

@@ -72,7 +72,7 @@ def test_a_missing_table_names_the_table(kernel):
 
 
 def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_workspace, settings):
-    from agp.compose import clients
+    from agp.core import clients
 
     other = new_workspace()["namespace"]
     with clients.trino_connect(settings) as conn:
@@ -96,7 +96,7 @@ def test_a_long_query_shows_progress_and_an_interrupt_cancels_it_in_trino(kernel
     import threading
     import time
 
-    from agp.compose import clients
+    from agp.core import clients
 
     km = kernel.parent
     messages: list = []

@@ -29,9 +29,9 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from agp.compose import clients
 from agp.compose.lab import Lab
-from agp.compose.settings import DB_ROLES, Credentials, Settings
+from agp.core import clients
+from agp.core.settings import DB_ROLES, Credentials, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from conftest import remove_workspace
 from hubclient import Api, HubSession
 from kernelclient import NotebookKernel
 
-from agp.compose.keys import KeyPaths
-from agp.compose.settings import Credentials
+from agp.core.settings import Credentials
+from agp.core.tokens import KeyPaths
 from agp.spawner.osusers import os_user_name
 
 pytestmark = pytest.mark.integration

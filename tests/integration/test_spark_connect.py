@@ -81,7 +81,7 @@ def connect_server(tmp_path_factory):
 
 
 def test_spark_connect_session_on_the_workspace_catalog(connect_server, user_api, hub_url, settings):
-    from agp.compose import clients
+    from agp.core import clients
 
     token = user_api("alice").http.headers["Authorization"].split()[1]
     try:

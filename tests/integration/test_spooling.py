@@ -12,8 +12,8 @@ import trino
 from trino.client import SegmentIterator, SpooledSegment
 from trino.mapper import NoOpRowMapper
 
-from agp.compose import clients
-from agp.compose.keys import KeyPaths, mint_trino_token
+from agp.core import clients
+from agp.core.tokens import KeyPaths, mint_trino_token
 
 pytestmark = pytest.mark.integration
 

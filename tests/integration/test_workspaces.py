@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agp.compose import clients
+from agp.core import clients
 
 pytestmark = pytest.mark.integration
 

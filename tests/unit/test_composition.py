@@ -1,8 +1,8 @@
 """``compose/docker-compose.yml`` and the native lab run the same data plane: versions, config files, env, ports.
 
 No service is started: the compose file is read with ``yaml.safe_load`` and compared with
-:mod:`agp.compose.versions`, :func:`agp.compose.services.shared_env`, the lab's defaults in
-:mod:`agp.compose.settings` and the shared config files under ``compose/config``.
+:mod:`agp.core.versions`, :func:`agp.compose.services.shared_env`, the lab's defaults in
+:mod:`agp.core.settings` and the shared config files under ``compose/config``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from agp.compose import versions
+from agp.core import versions
 from agp.compose.services import CONFIG_DIR, catalog_policy, shared_env
-from agp.compose.settings import DB_ROLES, Ports, Settings
+from agp.core.settings import DB_ROLES, Ports, Settings
 
 COMPOSE_FILE = CONFIG_DIR.parent / "docker-compose.yml"
 

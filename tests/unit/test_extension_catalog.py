@@ -1,6 +1,6 @@
 import pytest
 
-from agp.extension.catalog import TTLCache, page
+from agp.kernels.catalog import TTLCache, page
 
 
 def test_page_filters_sorts_and_counts():

@@ -5,7 +5,7 @@ import tarfile
 import pytest
 
 from agp.compose import fetch
-from agp.compose.versions import ARTIFACTS, Artifact
+from agp.core.versions import ARTIFACTS, Artifact
 
 # 12.5 kB, a real file on Maven Central
 SMALL = Artifact("org.apache.iceberg", "iceberg-open-api", "1.10.1", "jar", "0" * 64, 12499, classifier="test-fixtures")

@@ -11,7 +11,7 @@ from agp.compose import services
 from agp.compose.java import Java
 from agp.compose.realm import hardening
 from agp.compose.services import LabPaths
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_the_hubs_settings_hold_no_superuser_nor_other_services_secrets(s):
 # ------------------------------------------------------------------------------------------------ generated secrets
 def test_a_lab_uses_the_credentials_it_generated_and_an_explicit_one_wins(tmp_path, monkeypatch):
     from agp.compose import keys
-    from agp.compose.settings import GENERATED_CREDENTIALS
+    from agp.core.settings import GENERATED_CREDENTIALS
 
     s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
     assert s.credentials.nessie_db_password == "agp-lab-nessie-db"  # nothing generated yet: the default
@@ -184,7 +184,7 @@ def test_a_lab_uses_the_credentials_it_generated_and_an_explicit_one_wins(tmp_pa
 
 def test_the_hubs_settings_file_keeps_its_blanks_when_read_back(tmp_path):
     from agp.compose import keys
-    from agp.compose.settings import GENERATED_CREDENTIALS
+    from agp.core.settings import GENERATED_CREDENTIALS
 
     s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
     keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))

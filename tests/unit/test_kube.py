@@ -5,8 +5,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod
 
-from agp.hub.models import Workspace
-from agp.hub.names import WorkspaceNames
+from agp.core.models import Workspace
+from agp.core.names import WorkspaceNames
 from agp.spawner import kube
 
 WS = Workspace(

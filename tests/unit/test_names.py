@@ -1,6 +1,6 @@
 import pytest
 
-from agp.hub.names import MAX_LENGTH, InvalidName, WorkspaceNames, validate_slug
+from agp.core.names import MAX_LENGTH, InvalidName, WorkspaceNames, validate_slug
 
 
 @pytest.mark.parametrize("slug", ["abc", "finance", "grid-ops-2026", "a1b", "x" * MAX_LENGTH])
@@ -64,7 +64,7 @@ def test_derived_names_refuse_an_invalid_slug():
 def test_a_namespace_leads_back_to_its_workspace():
     import pytest
 
-    from agp.hub.names import InvalidName, WorkspaceNames
+    from agp.core.names import InvalidName, WorkspaceNames
 
     assert WorkspaceNames.from_namespace("energy_2026").slug == "energy-2026"
     assert WorkspaceNames.from_namespace(WorkspaceNames("a-b-c").namespace) == WorkspaceNames("a-b-c")

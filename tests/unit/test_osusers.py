@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agp.compose import runtime
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 from agp.spawner.local import WorkspaceLocalSpawner
 from agp.spawner.osusers import (
     MAX_LENGTH,

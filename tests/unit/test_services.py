@@ -3,7 +3,7 @@ from pathlib import Path
 from agp.compose import services
 from agp.compose.java import Java
 from agp.compose.services import LabPaths
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 SETTINGS = Settings(lab_dir="/lab", cache_dir="/cache")
 PATHS = LabPaths.of(SETTINGS, Path("/pg"))

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agp.compose.settings import Ports, Settings
+from agp.core.settings import Ports, Settings
 
 
 def test_defaults_spell_every_endpoint_once():

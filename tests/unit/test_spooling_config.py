@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from agp.compose import keys
-from agp.compose.settings import Settings
+from agp.core.settings import Settings
 
 
 def test_spooling_key_is_256_random_bits_made_once_and_private(tmp_path):
