@@ -485,6 +485,7 @@ class Lab:
         self._db_roles()
         self._buckets()
         self._broker_user()
+        self._provisioner_user()
         if self.settings.catalog == "nessie" or self._nessie_to_migrate():
             self._nessie_user()
         if self.settings.catalog != "nessie":
@@ -592,6 +593,12 @@ class Lab:
         policy = services.broker_policy(warehouse=s.warehouse_bucket)
         self._minio_user("agp-workspaces", policy, c.broker_access_key, c.broker_secret_key)
 
+    def _provisioner_user(self) -> None:
+        """Workspace provisioning's MinIO user: it makes and removes `agp-ws-*` buckets and reads no object."""
+        c = self.settings.credentials
+        policy = services.provisioner_policy()
+        self._minio_user("agp-provisioner", policy, c.provisioner_access_key, c.provisioner_secret_key)
+
     def _nessie_user(self) -> None:
         """The catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
         s, c = self.settings, self.settings.credentials
@@ -655,6 +662,9 @@ class Lab:
             # MinIO user of its own, which a lab made before that lacks.
             self._step(self._buckets, "Creating the lab's buckets")
             self._step(self._trino_user, "Creating Trino's MinIO user")
+        if name == "jupyterhub":
+            # Provisioning reaches S3 as a MinIO user of its own, which a lab made before that lacks.
+            self._step(self._provisioner_user, "Creating provisioning's MinIO user")
         self.supervisor.stop_program(name)
         self.supervisor.start()  # reloads supervisord's config: the stopped service takes its new command and env
         self.supervisor.start_program(name)

@@ -127,6 +127,22 @@ def broker_policy(bucket_prefix: str = "agp-ws-", warehouse: str | None = None) 
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}]}
 
 
+def provisioner_policy(bucket_prefix: str = "agp-ws-") -> dict:
+    """Workspace provisioning's own MinIO policy: make, find and remove workspace buckets; no object, no other
+    bucket (a workspace's data is read and written with its members' brokered credentials only)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                # No s3:ListBucket: the names of a workspace's objects are its members' to read.
+                "Action": ["s3:CreateBucket", "s3:DeleteBucket", "s3:GetBucketLocation"],
+                "Resource": [f"arn:aws:s3:::{bucket_prefix}*"],
+            }
+        ],
+    }
+
+
 def catalog_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
     """The catalog's own MinIO policy: the warehouse and the workspace buckets, nothing else (no spooling bucket,
     no bucket administration)."""
@@ -167,6 +183,7 @@ def objects_policy(buckets: list[str]) -> dict:
 # PostgreSQL superuser and other services' own secrets.
 NOT_FOR_THE_HUB = (
     "postgres_password",
+    "s3_secret_key",  # provisioning has a MinIO user of its own
     "nessie_db_password",
     "keycloak_db_password",
     "nessie_s3_secret_key",
@@ -367,6 +384,9 @@ def catalog_properties(s: Settings, p: LabPaths) -> str:
         "jdbc.user": DB_ROLES["iceberg"],
         "jdbc.password": c.catalog_db_password,
         "jdbc.schema-version": "V1",
+        # Reconnect and retry when PostgreSQL restarted under the pool (admin or crash shutdown, starting up, no
+        # connection), besides the connection errors Iceberg retries by default.
+        "retryable_status_codes": "57P01,57P02,57P03,08001",
         "warehouse": f"s3://{s.warehouse_bucket}/",
         "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
         "s3.endpoint": s.s3_endpoint,

@@ -60,11 +60,15 @@ class Provisioner:
 
     # -- steps; each returns True when it created something
     def _ensure_bucket(self, bucket: str) -> bool:
-        s3 = clients.s3_client(self.settings)
-        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        if bucket in existing:
-            return False
-        s3.create_bucket(Bucket=bucket)
+        from botocore.exceptions import ClientError
+
+        s3 = clients.provisioner_s3_client(self.settings)
+        try:  # provisioning may neither list the store's buckets nor look into one: it asks for the bucket
+            s3.create_bucket(Bucket=bucket)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+                return False
+            raise
         return True
 
     def _ensure_namespace(self, names: WorkspaceNames) -> bool:
@@ -101,7 +105,7 @@ class Provisioner:
                 if kind == "namespace":
                     clients.load_catalog(self.settings).drop_namespace(name)
                 elif kind == "bucket":
-                    clients.s3_client(self.settings).delete_bucket(Bucket=name)
+                    clients.provisioner_s3_client(self.settings).delete_bucket(Bucket=name)
                 log.info("rolled back %s %s", kind, name)
             except Exception:
                 log.exception("rolling back %s %s failed; it is left for the next attempt to adopt", kind, name)

@@ -20,11 +20,11 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
         "uri": settings.catalog_uri,
         "warehouse": "warehouse",
         "s3.endpoint": settings.s3_endpoint,
-        "s3.access-key-id": c.s3_access_key,
-        "s3.secret-access-key": c.s3_secret_key,
         "s3.region": settings.s3_region,
         "s3.path-style-access": "true",
     }
+    if c.s3_secret_key:  # the lab's tools and tests read and write tables; the hub's settings hold no root key
+        props.update({"s3.access-key-id": c.s3_access_key, "s3.secret-access-key": c.s3_secret_key})
     if settings.catalog == "nessie":
         # The platform's own identity at Nessie (Keycloak client credentials).
         props.update(
@@ -75,7 +75,7 @@ def trino_connect(settings: Settings, user: str = SERVICE_USER, schema: str | No
     """A Trino connection over HTTPS as ``user``, with a JWT signed by the lab's broker key (platform tools only)."""
     import trino
 
-    from .keys import KeyPaths, mint_trino_token
+    from .tokens import KeyPaths, mint_trino_token
 
     paths = KeyPaths(settings.keys_dir)
     token, _ = mint_trino_token(paths.broker_private.read_bytes(), user, ttl=ttl)
@@ -142,15 +142,26 @@ def trust_in_environment(ca_file: Path) -> None:
 
 
 def s3_client(settings: Settings) -> Any:
+    """S3 with the store's root key: the lab's set-up, its tools and tests (the runtime's services have their own)."""
+    c = settings.credentials
+    return _s3(settings, c.s3_access_key, c.s3_secret_key)
+
+
+def provisioner_s3_client(settings: Settings) -> Any:
+    """S3 as workspace provisioning: it creates and deletes workspace buckets and nothing else."""
+    c = settings.credentials
+    return _s3(settings, c.provisioner_access_key, c.provisioner_secret_key)
+
+
+def _s3(settings: Settings, key: str, secret: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    c = settings.credentials
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=c.s3_access_key,
-        aws_secret_access_key=c.s3_secret_key,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         region_name=settings.s3_region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=5),
     )

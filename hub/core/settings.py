@@ -72,6 +72,11 @@ class Credentials(BaseModel):
     )
     broker_access_key: str = Field("agp-broker", description="MinIO user the credential broker assumes roles as")
     broker_secret_key: str = Field("agp-lab-broker-secret", description="its secret (lab-only default)")
+    provisioner_access_key: str = Field(
+        "agp-provisioner",
+        description="MinIO user of workspace provisioning: creates and deletes `agp-ws-*` buckets, reads no object",
+    )
+    provisioner_secret_key: str = Field("agp-lab-provisioner-secret", description="its secret (lab-only default)")
     nessie_s3_access_key: str = Field(
         "agp-nessie", description="MinIO user of the catalog (Nessie): reaches the warehouse and workspace buckets only"
     )
@@ -128,6 +133,7 @@ GENERATED_CREDENTIALS = {
     "hub_client_secret": "keycloak-jupyterhub.secret",
     "services_client_secret": "keycloak-agp-services.secret",
     "broker_secret_key": "minio-agp-broker.secret",
+    "provisioner_secret_key": "minio-agp-provisioner.secret",
     "trino_s3_secret_key": "minio-agp-trino.secret",
     "nessie_db_password": "postgres-nessie.password",
     "keycloak_db_password": "postgres-keycloak.password",

@@ -56,7 +56,7 @@ def test_catalog_down_rolls_back_the_bucket(lab: Lab, new_workspace, admin_api, 
     assert admin_api("POST", f"/workspaces/{failed['slug']}/provision").json()["state"] == "ready"
 
 
-def test_hub_and_service_survive_a_postgres_restart(lab: Lab, admin_api, login):
+def test_hub_and_service_survive_a_postgres_restart(lab: Lab, admin_api, login, new_workspace):
     lab.restart("postgres")
     deadline = time.monotonic() + 30
     while True:
@@ -78,6 +78,9 @@ def test_hub_and_service_survive_a_postgres_restart(lab: Lab, admin_api, login):
             time.sleep(2)
     me = session.hub_api("GET", "/user")
     assert me.status_code == 200 and me.json()["name"] == "alice"
+    # The catalog's pool reconnects too: the first workspace after the restart gets its namespace (before: the
+    # catalog answered 500, "terminating connection due to administrator command", and provisioning rolled back).
+    assert new_workspace()["state"] == "ready"
 
 
 # -- XSRF on cookie-authenticated changes

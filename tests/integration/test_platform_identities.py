@@ -330,6 +330,40 @@ def test_the_catalog_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace
     assert listed <= {settings.warehouse_bucket} | {b for b in listed if b.startswith("agp-ws-")}, listed
 
 
+def test_provisioning_reaches_s3_as_its_own_user_with_workspace_buckets_only(lab, settings):
+    c = settings.credentials
+    prov = _s3_as(settings, c.provisioner_access_key, c.provisioner_secret_key)
+    bucket = f"agp-ws-t{uuid.uuid4().hex[:10]}"
+    prov.create_bucket(Bucket=bucket)
+    with pytest.raises(ClientError, match="BucketAlreadyOwnedByYou"):  # how provisioning finds a bucket it made
+        prov.create_bucket(Bucket=bucket)
+    prov.delete_bucket(Bucket=bucket)
+    other = f"agp-other-{uuid.uuid4().hex[:8]}"
+    refused = {
+        "read a workspace's objects": _denied(
+            lambda: prov.list_objects_v2(Bucket="agp-ws-demo", MaxKeys=1)["Contents"]
+        ),
+        "get a workspace's object": _denied(lambda: prov.get_object(Bucket="agp-ws-demo", Key="x")),
+        "write into a workspace": _denied(lambda: prov.put_object(Bucket="agp-ws-demo", Key="x", Body=b"x")),
+        "create another bucket": _denied(lambda: prov.create_bucket(Bucket=other)),
+        "read the warehouse": _denied(lambda: prov.list_objects_v2(Bucket=settings.warehouse_bucket, MaxKeys=1)),
+        "delete the warehouse": _denied(lambda: prov.delete_bucket(Bucket=settings.warehouse_bucket)),
+        "read the spooling bucket": _denied(
+            lambda: prov.list_objects_v2(Bucket=settings.trino_spooling_bucket, MaxKeys=1)
+        ),
+    }
+    assert all(refused.values()), f"provisioning's S3 user may: {[k for k, v in refused.items() if not v]}"
+
+
+def test_the_hub_holds_no_root_s3_key(lab, settings):
+    # The hub and its workspace service read <lab>/hub/settings.json: provisioning has its own MinIO user now.
+    assert settings.credentials.s3_secret_key not in lab.paths.hub_settings.read_text()
+    service = [p for p in lab_processes(lab) if "agp.hub.service" in " ".join(p.cmdline())]
+    assert service, "the workspace service runs"
+    for proc in service:
+        assert settings.credentials.s3_secret_key not in "\0".join(f"{k}={v}" for k, v in proc.environ().items())
+
+
 def test_the_catalog_holds_no_root_s3_key(lab, settings):
     nessie = psutil.Process(lab.status()["services"]["nessie" if settings.catalog == "nessie" else "catalog"]["pid"])
     procs = [nessie, *nessie.children(recursive=True)]
