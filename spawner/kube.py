@@ -56,17 +56,40 @@ def pod_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[
     }
 
 
-class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
-    """One pod per (user, workspace) with the workspace's quota, labels and endpoints."""
+# pod_settings key -> the KubeSpawner trait that carries it into get_pod_manifest() (make_pod's argument names and
+# KubeSpawner's trait names differ for a few).
+TRAITS = {
+    "cpu_limit": "cpu_limit",
+    "cpu_guarantee": "cpu_guarantee",
+    "mem_limit": "mem_limit",
+    "mem_guarantee": "mem_guarantee",
+    "uid": "uid",
+    "gid": "gid",
+    "fs_gid": "fs_gid",
+    "allow_privilege_escalation": "allow_privilege_escalation",
+    "container_security_context": "container_security_context",
+    "pod_security_context": "pod_security_context",
+    "automount_service_account_token": "automount_service_account_token",
+}
 
-    async def start(self):
-        await self.check_workspace()
+
+class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
+    """One pod per (user, workspace) with the workspace's quota, labels, endpoints and security settings."""
+
+    def apply_workspace(self) -> None:
+        """Put everything :func:`pod_settings` decides on the spawner, where ``get_pod_manifest()`` reads it; labels,
+        annotations and environment are merged into what the deployment configured, the rest replaces it."""
         settings = pod_settings(self.user.name, self.workspace_names, self.workspace, self.workspace_environment)
-        self.cpu_limit, self.cpu_guarantee = settings["cpu_limit"], settings["cpu_guarantee"]
-        self.mem_limit, self.mem_guarantee = settings["mem_limit"], settings["mem_guarantee"]
+        for key, trait in TRAITS.items():
+            setattr(self, trait, settings[key])
         self.extra_labels = {**self.extra_labels, **settings["labels"]}
         self.extra_annotations = {**self.extra_annotations, **settings["annotations"]}
         self.environment = {**self.environment, **settings["env"]}
-        self.allow_privilege_escalation = False
-        self.automount_service_account_token = False
+        missed = set(settings) - set(TRAITS) - {"labels", "annotations", "env"}
+        if missed:  # a new builder key must be carried over here, not dropped on the way to the pod
+            raise RuntimeError(f"pod_settings keys not applied to the spawner: {sorted(missed)}")
+
+    async def start(self):
+        await self.check_workspace()
+        self.apply_workspace()
         return await super().start()

@@ -88,3 +88,51 @@ def test_spawners_are_registered_as_entry_points():
 
     assert WorkspaceKubeSpawner.class_traits()["db_url"].name == "db_url"
     assert WorkspaceLocalSpawner.class_traits()["db_url"].name == "db_url"
+
+
+async def _spawned_manifest() -> dict:
+    """The pod the real WorkspaceKubeSpawner asks for: ``get_pod_manifest()`` after the workspace is applied (a mock
+    user and hub, as kubespawner's own tests build them; no cluster)."""
+    spawner = kube.WorkspaceKubeSpawner(_mock=True)
+    spawner.workspace, spawner.workspace_names = WS, NAMES
+    spawner.workspace_environment = ENV
+    spawner.apply_workspace()
+    pod = await spawner.get_pod_manifest()
+    return ApiClient.sanitize_for_serialization(ApiClient.__new__(ApiClient), pod)
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def test_the_spawners_own_pod_carries_every_setting_of_the_builder(tmp_path, monkeypatch):
+    # Before: start() copied resources, labels and env only, and uid, gid, fs_gid and both security contexts
+    # never reached the pod (the builder's test alone passed).
+    import asyncio
+
+    # KubeSpawner loads a client configuration when it is made; it is never used here (nothing is sent).
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    # Read from the environment when kubernetes_asyncio is imported: set where it keeps it.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+
+    pod = asyncio.run(_spawned_manifest())
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert spec["securityContext"]["fsGroup"] == 100
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["runAsUser"] == 1000
+    assert container["securityContext"]["runAsGroup"] == 100
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert spec["automountServiceAccountToken"] is False
+    assert container["resources"]["limits"] == {"cpu": 2.0, "memory": 4096 * 1024**2}  # KubeSpawner counts bytes
+    assert pod["metadata"]["labels"]["antigravity.io/workspace"] == "grid-ops"
+    assert {"name": "AGP_TRINO_SCHEMA", "value": "grid_ops"} in container["env"]
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **pod}, "1.30", strict=True)
