@@ -1,0 +1,3 @@
+module agp.local/pause
+
+go 1.22

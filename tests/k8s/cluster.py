@@ -1,0 +1,433 @@
+"""Start, check and stop the single-node cluster. Processes are started and stopped by pid, never by name."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import requests
+import yaml
+
+from . import build, configs, host, pki
+from .errors import ClusterError
+from .settings import ClusterSettings
+
+log = logging.getLogger("agp.k8s")
+
+REPO = Path(__file__).resolve().parents[2]
+PAUSE_BUILD = REPO / "images" / "pause" / "build.py"
+LOAD = REPO / "images" / "load.py"
+
+START_ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+)
+# Stopped first: the controllers, so that nothing recreates the pods being removed; last: the store.
+STOP_ORDER = (
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubelet",
+    "containerd",
+    "kube-apiserver",
+    "etcd",
+)
+
+
+class Cluster:
+    """The cluster described by ``settings``: ``up`` / ``status`` / ``down``."""
+
+    def __init__(self, settings: ClusterSettings) -> None:
+        self.settings = settings
+        self.pid_dir = settings.state / "pids"
+
+    # ---- processes ------------------------------------------------------------------------------------------
+
+    def _pidfile(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.json"
+
+    def process(self, name: str) -> psutil.Process | None:
+        """The running process ``up`` started as ``name`` (checked by pid and start time), or None."""
+        try:
+            rec = json.loads(self._pidfile(name).read_text())
+            proc = psutil.Process(rec["pid"])
+            if abs(proc.create_time() - rec["create_time"]) < 1 and proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        except (OSError, ValueError, KeyError, psutil.Error):
+            pass
+        return None
+
+    def _start(self, name: str, cmd: list[str]) -> psutil.Process:
+        s = self.settings
+        logfile = s.logs / f"{name}.log"
+        env = dict(os.environ, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        with logfile.open("a") as out:
+            out.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n")
+            out.flush()
+            popen = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=s.state,
+                env=env,
+                start_new_session=True,
+            )
+        proc = psutil.Process(popen.pid)
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self._pidfile(name).write_text(json.dumps({"pid": popen.pid, "create_time": proc.create_time(), "cmd": cmd}))
+        return proc
+
+    def _stop(self, name: str, timeout: float = 15) -> bool:
+        proc = self.process(name)
+        if proc is None:
+            self._pidfile(name).unlink(missing_ok=True)
+            return False
+        _terminate([proc], timeout)
+        self._pidfile(name).unlink(missing_ok=True)
+        return True
+
+    def _wait(self, what: str, check: Callable[[], bool], timeout: float, component: str | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if component and self.process(component) is None:
+                tail = _tail(self.settings.logs / f"{component}.log")
+                raise ClusterError(
+                    f"{component} exited while starting ({tail}); see {self.settings.logs / f'{component}.log'}."
+                )
+            try:
+                if check():
+                    return
+            except (requests.RequestException, OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        where = self.settings.logs / f"{component or 'kubelet'}.log"
+        raise ClusterError(f"{what} did not happen within {timeout:.0f} s; see {where}.")
+
+    # ---- API ------------------------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> str:
+        return f"https://{self.settings.node_ip}:{self.settings.apiserver_port}"
+
+    def _session(self) -> requests.Session:
+        p = configs.pki(self.settings)
+        session = requests.Session()
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides the cluster's CA below, and proxies apply
+        session.cert = (str(p / "admin.crt"), str(p / "admin.key"))
+        session.verify = str(p / "ca.crt")
+        return session
+
+    def _get(self, path: str, timeout: float = 5) -> dict:
+        r = self._session().get(self.api + path, timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def node_ready(self) -> bool:
+        try:
+            node = self._get(f"/api/v1/nodes/{self.settings.node_name}")
+        except (requests.RequestException, OSError, ValueError):
+            return False
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+    # ---- status ---------------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """Which processes run, whether the node is Ready, and where the kubeconfig is."""
+        procs = {name: self.process(name) for name in START_ORDER}
+        running = [n for n, p in procs.items() if p]
+        ready = bool(running) and self.node_ready()
+        all_up = len(running) == len(START_ORDER) and ready
+        if all_up:
+            summary = f"running: node {self.settings.node_name} Ready; KUBECONFIG={self.settings.kubeconfig}"
+        elif running:
+            down = [n for n in START_ORDER if n not in running]
+            summary = f"partly running: {', '.join(down)} not running" + ("" if ready else ", node not Ready")
+        else:
+            summary = "not running"
+        return {
+            "running": all_up,
+            "summary": summary,
+            "node_ready": ready,
+            "kubeconfig": str(self.settings.kubeconfig),
+            "helm": str(self.settings.helm_bin),
+            "kubectl": str(self.settings.kube_bin / "kubectl"),
+            "containerd_socket": str(self.settings.containerd_socket),
+            "state": str(self.settings.state),
+            "processes": {n: (p.pid if p else None) for n, p in procs.items()},
+            "memory_mb": {n: round(p.memory_info().rss / 2**20) for n, p in procs.items() if p},
+        }
+
+    # ---- up -------------------------------------------------------------------------------------------------
+
+    def up(self) -> Path:
+        """Build what is missing, start every process, wait for the node to be Ready; returns the kubeconfig."""
+        s = self.settings
+        st = self.status()
+        if st["running"]:
+            log.info("The cluster already runs.")
+            return s.kubeconfig
+        if any(st["processes"].values()):
+            raise ClusterError(f"the cluster is {st['summary']}; run `python3 -m tests.k8s down` first.")
+        started = time.monotonic()
+        s.logs.mkdir(parents=True, exist_ok=True)
+        self._preflight()
+        host.ensure_packages(s.logs)
+        build.kubernetes(s)
+        build.helm(s)
+        pause = self._pause_image()
+        self._write_configs()
+        host.save_sysctls(s.state / "sysctls-before.json")
+        before = s.state / "host-before.json"
+        if not before.exists():
+            before.write_text(
+                json.dumps(
+                    {"netns": sorted(host.netns_names()), "absent": host.absent_paths(), "nft": host.nft_tables()}
+                )
+            )
+        try:
+            self._start_all(pause)
+        except BaseException:
+            log.error("Start failed; stopping what was started.")
+            self.down(keep_state=True)
+            raise
+        log.info("Cluster up in %d s: node %s Ready.", time.monotonic() - started, s.node_name)
+        return s.kubeconfig
+
+    def _preflight(self) -> None:
+        s = self.settings
+        if os.geteuid() != 0:
+            raise ClusterError("the kubelet and containerd need root; run this as root.")
+        if not Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists():
+            raise ClusterError(
+                "this tool runs Kubernetes 1.34 on cgroup v1 and finds no v1 memory hierarchy at /sys/fs/cgroup/memory."
+            )
+        for what, port in s.ports.items():
+            holder = _port_holder(port)
+            if holder:
+                raise ClusterError(
+                    f"port {port}, which {what} needs, is taken by {holder}; stop it or change the cluster's port."
+                )
+        if Path("/sys/class/net", s.bridge).exists():
+            raise ClusterError(
+                f"a network interface named {s.bridge} exists already; run `python3 -m tests.k8s down` or remove it."
+            )
+
+    def _pause_image(self) -> Path:
+        out = subprocess.run(
+            [sys.executable, str(PAUSE_BUILD), "--cache", str(self.settings.images_cache)],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise ClusterError(f"building the pause image failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+        return Path(out.stdout.strip().splitlines()[-1])
+
+    def _write_configs(self) -> None:
+        s = self.settings
+        for d in (s.state / "run", s.state / "cni" / "net.d", s.state / "kubelet", s.state / "etcd"):
+            d.mkdir(parents=True, exist_ok=True)
+        (s.state / "etcd").chmod(0o700)
+        pki.ensure(s)
+        (s.state / "containerd.toml").write_text(configs.containerd_config(s))
+        (s.state / "cni" / "net.d" / "10-agp-k8s.conflist").write_text(json.dumps(configs.cni_conflist(s), indent=2))
+        (s.state / "kubelet.yaml").write_text(yaml.safe_dump(configs.kubelet_config(s), sort_keys=False))
+        (s.state / "kube-proxy.yaml").write_text(yaml.safe_dump(configs.kube_proxy_config(s), sort_keys=False))
+
+    def _start_all(self, pause_archive: Path) -> None:
+        s = self.settings
+        cmds = configs.commands(s)
+        p = configs.pki(s)
+        tls = {"cert": (str(p / "admin.crt"), str(p / "admin.key")), "verify": str(p / "ca.crt")}
+
+        self._start("etcd", cmds["etcd"])
+        etcd_health = f"https://127.0.0.1:{s.etcd_client_port}/health"
+        etcd_tls = {
+            "cert": (str(p / "apiserver-etcd-client.crt"), str(p / "apiserver-etcd-client.key")),
+            "verify": str(p / "ca.crt"),
+        }
+        self._wait("etcd answering", lambda: requests.get(etcd_health, timeout=2, **etcd_tls).ok, 30, "etcd")
+
+        self._start("kube-apiserver", cmds["kube-apiserver"])
+        self._wait(
+            "kube-apiserver ready",
+            lambda: requests.get(f"{self.api}/readyz", timeout=2, **tls).ok,
+            90,
+            "kube-apiserver",
+        )
+        log.info("  control plane: etcd and kube-apiserver ready")
+        self._start("kube-controller-manager", cmds["kube-controller-manager"])
+        self._start("kube-scheduler", cmds["kube-scheduler"])
+
+        self._start("containerd", cmds["containerd"])
+        self._wait("containerd's socket", s.containerd_socket.exists, 30, "containerd")
+        self.load_images([pause_archive])
+
+        self._start("kubelet", cmds["kubelet"])
+        self._start("kube-proxy", cmds["kube-proxy"])
+        self._wait(f"node {s.node_name} Ready", self.node_ready, 120, "kubelet")
+        self._wait(
+            "the default service account",
+            lambda: requests.get(f"{self.api}/api/v1/namespaces/default/serviceaccounts/default", timeout=2, **tls).ok,
+            60,
+            "kube-controller-manager",
+        )
+        for name in ("kube-controller-manager", "kube-scheduler", "kube-proxy"):
+            if self.process(name) is None:
+                raise ClusterError(f"{name} exited; see {s.logs / (name + '.log')}.")
+
+    def load_images(self, archives: list[Path | str]) -> None:
+        """Import images (archive files or local podman names) into the cluster's containerd (namespace k8s.io)."""
+        cmd = [sys.executable, str(LOAD), "--address", str(self.settings.containerd_socket), *map(str, archives)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ClusterError(
+                f"importing images into containerd failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
+            )
+
+    # ---- down -----------------------------------------------------------------------------------------------
+
+    def down(self, keep_state: bool = False) -> None:
+        """Stop what ``up`` started, remove the pods' containers, mounts, bridge and iptables rules, and restore the
+        kernel settings; the state folder is emptied except its logs (and kept whole with ``keep_state``)."""
+        s = self.settings
+        done: list[str] = []
+        if self.process("kube-apiserver") and self.process("kubelet"):
+            done += [f"{n} stopped" for n in ("kube-controller-manager", "kube-scheduler") if self._stop(n)]
+            removed = self._remove_pods()
+            if removed:
+                done.append(f"{removed} pods removed")
+        for name in STOP_ORDER:
+            if name == "containerd":
+                self._stop_containers()
+            if self._stop(name):
+                done.append(f"{name} stopped")
+        # The containers' processes, should any have outlived their shims: they are in the kubelet's cgroups.
+        _terminate([_proc(pid) for pid in host.pids_in_kube_cgroups()], 5)
+        unmounted = host.unmount_under(s.state)
+        if unmounted:
+            done.append(f"{unmounted} mounts removed")
+        before_file = s.state / "host-before.json"
+        if before_file.exists():
+            before = json.loads(before_file.read_text())
+            ours = [n for n in host.netns_names() - set(before["netns"]) if n.startswith("cni-")]
+            if host.remove_netns(ours):
+                done.append(f"{len(ours)} network namespaces removed")
+            removed = host.remove_paths(before["absent"])
+            if removed:
+                done.append(f"removed {', '.join(removed)}")
+        changed = host.remove_our_iptables()
+        if changed:
+            done.append(f"{' and '.join(changed)} rules of the cluster removed")
+        if before_file.exists():
+            dropped = host.drop_empty_new_tables(before.get("nft", []))
+            if dropped:
+                done.append(f"empty tables {', '.join(dropped)} dropped")
+            before_file.unlink()
+        if host.delete_link(s.bridge):
+            done.append(f"bridge {s.bridge} removed")
+        restored = host.restore_sysctls(s.state / "sysctls-before.json")
+        if restored:
+            done.append(f"kernel settings restored: {', '.join(restored)}")
+        left = host.remove_kube_cgroups()
+        if left:
+            log.warning("%d cgroup folders of the kubelet could not be removed", left)
+        if not keep_state and s.state.exists():
+            for child in s.state.iterdir():
+                if child != s.logs:
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+        log.info("Cluster down%s.", (": " + "; ".join(done)) if done else " (nothing was running)")
+
+    def _remove_pods(self, timeout: float = 60) -> int:
+        """Delete every pod and wait for the kubelet to confirm (it stops the containers and frees their network)."""
+        session = self._session()
+        try:
+            pods = self._get("/api/v1/pods")["items"]
+        except (requests.RequestException, ValueError):
+            return 0
+        namespaces = {p["metadata"]["namespace"] for p in pods}
+        for ns in namespaces:
+            session.delete(f"{self.api}/api/v1/namespaces/{ns}/pods", json={"gracePeriodSeconds": 1}, timeout=10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self._get("/api/v1/pods")["items"]:
+                    break
+            except (requests.RequestException, ValueError):
+                break
+            time.sleep(1)
+        return len(pods)
+
+    def _stop_containers(self) -> None:
+        """Stop the shims our containerd started (they are found by our containerd's socket, which they name)."""
+        sock = str(self.settings.containerd_socket)
+        shims = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if sock in cmd and "-address" in cmd and proc.pid != os.getpid():
+                shims.append(proc)
+        _terminate([_proc(pid) for pid in host.pids_in_kube_cgroups()], 5)
+        _terminate(shims, 5)
+
+
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _terminate(procs: list[psutil.Process | None], timeout: float) -> None:
+    procs = [p for p in procs if p is not None]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _port_holder(port: int) -> str | None:
+    """Who listens on TCP ``port`` (any address), or None."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            try:
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})" if conn.pid else "another process"
+            except psutil.Error:
+                return f"pid {conn.pid}"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no owner
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return "another process"
+    return None
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return " / ".join(text[-lines:])[-300:] or "empty log"
