@@ -37,7 +37,8 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """Kernel start: ``%sql``, ``%%sql``, ``%sqlcmd`` and ``%sqlplot`` are registered as stand-ins that load
-    jupysql (SQLAlchemy, the Trino dialect: about as long as the kernel's own start) at their first use."""
+    jupysql (SQLAlchemy, the Trino dialect; pandas, matplotlib and PySpark only when used) at their first use, or
+    before it from a background warm-up once the kernel is up."""
     from .sql import install_lazy
 
     install_lazy(ip)

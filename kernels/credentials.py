@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 
 class BrokerError(RuntimeError):
     """The broker refused or could not be reached; ``str()`` says why in one sentence."""
@@ -47,6 +45,8 @@ class BrokerClient:
             hit = self._cache.get(kind)
             if hit and (hit["expires_at"] is None or hit["expires_at"] - self.margin > time.time()):
                 return hit
+        import requests  # here, not at the top: the kernel imports this module at its start
+
         url = f"{self.service_url.rstrip('/')}/api/workspaces/{self.workspace}/credentials"
         try:
             r = requests.post(url, json={"kinds": [kind]}, headers={"Authorization": f"token {self.token}"}, timeout=30)
@@ -92,7 +92,7 @@ def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwa
     cred = broker.get("trino")
 
     class _BrokerJWT(trino.auth.Authentication):
-        def set_http_session(self, http_session: requests.Session) -> requests.Session:
+        def set_http_session(self, http_session: Any) -> Any:
             http_session.auth = _Bearer(broker)
             return http_session
 
@@ -134,11 +134,13 @@ def _tracked_connection(tracker: Any) -> type:
     return TrackedConnection
 
 
-class _Bearer(requests.auth.AuthBase):
+class _Bearer:
+    """A requests auth (any callable that takes and returns the prepared request): the broker's current JWT."""
+
     def __init__(self, broker: BrokerClient):
         self.broker = broker
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    def __call__(self, request: Any) -> Any:
         request.headers["Authorization"] = f"Bearer {self.broker.get('trino')['token']}"
         return request
 

@@ -189,6 +189,17 @@ def persisting_connection_class() -> type:
             super().__init__(engine, alias=alias, config=config)
             self._catalog, self._namespace = catalog, namespace
 
+        def _get_database_information(self) -> dict[str, Any]:
+            """jupysql's, without the server's version: the Trino dialect asks for it with a query of its own
+            (``SELECT version()``, four HTTP round trips at the first ``%sql``), and jupysql uses only the dialect
+            and driver names. ``dialect.server_version_info`` still answers when asked."""
+            dialect = self._connection_sqlalchemy.dialect
+            return {
+                "dialect": getattr(dialect, "name", None),
+                "driver": getattr(dialect, "driver", None),
+                "server_version_info": None,
+            }
+
         def drop_table(self, identifier: tuple) -> None:
             """Drop through the connection's database, as pandas' ``to_sql`` did (Trino removes the files too)."""
             quoted = ".".join('"' + part.replace('"', '""') + '"' for part in identifier)

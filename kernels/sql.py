@@ -79,7 +79,8 @@ def install_lazy(ip: Any) -> None:
     def make(name: str):
         def stand_in(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
             if getattr(ip.magics_manager.magics["line"].get(name), "agp_stand_in", False):
-                configure(ip)
+                with STACK_IMPORTS:
+                    configure(ip)
             kind = "line" if cell is None else "cell"
             magic = ip.magics_manager.magics[kind][name]
             if getattr(magic, "agp_stand_in", False):  # jupysql has no such magic of this kind
@@ -101,23 +102,53 @@ def install_lazy(ip: Any) -> None:
         warm_up()
 
 
-WARM_UP_MODULES = ("pandas", "sqlalchemy", "trino.sqlalchemy", "sql.magic", "sql.connection")
+# What the first ``%sql`` imports besides jupysql (:func:`agp.kernels.deferred.import_jupysql`), in that order; then
+# pandas, which ``result.DataFrame()`` needs next (jupysql itself no longer imports it).
+WARM_UP_MODULES = (
+    "sqlalchemy",
+    "trino.sqlalchemy",
+    "agp.core.clients",
+    "agp.kernels.connection",
+    "agp.kernels.persist",
+    "agp.kernels.safe_html",
+    "agp.kernels.frames",
+    "pandas",
+)
 
 
-def warm_up(delay: float = 1.0) -> threading.Thread:
-    """Import jupysql and its stack in the background once the kernel is up, so the first ``%sql`` is quick too.
+# Held by the warm-up while it imports the stack and by the first ``%sql`` while it loads and connects jupysql. Two
+# threads importing the same packages at once is not safe: where packages import each other in a cycle (jupysql's
+# modules do), Python's deadlock avoidance hands one thread a partly initialised module ("cannot import name
+# 'ResultSet' from partially initialized module 'sql.run.resultset'", seen with a %sql right after the warm-up began).
+STACK_IMPORTS = threading.RLock()
+# Clear while a jupysql magic runs: the warm-up's last import (pandas) waits for it rather than share the GIL with it.
+SQL_IDLE = threading.Event()
+SQL_IDLE.set()
 
-    Only imports (no connection, no configuration: that stays with the first ``%sql``, in the main thread); Python's
-    import locks make a cell that imports the same modules meanwhile wait for them, not fail.
+
+def warm_up(delay: float = 0.3) -> threading.Timer:
+    """Import jupysql and its stack in the background ``delay`` seconds after the extension is loaded (the kernel's
+    last step before it answers), so the first ``%sql`` is quick too; the delay keeps the kernel's own start (which
+    the warm-up would share the GIL with) as fast as a plain one.
+
+    Only imports (no connection, no configuration: that stays with the first ``%sql``, in the main thread). A
+    ``%sql`` run meanwhile waits for the imports (:data:`STACK_IMPORTS`) rather than making them alongside; pandas
+    comes last, outside the lock and once no ``%sql`` is running (:data:`SQL_IDLE`), as nothing of ``%sql`` needs it.
     """
 
     def run() -> None:
-        for module in WARM_UP_MODULES:
-            try:
-                importlib.import_module(module)
-            except Exception:  # the first %sql reports it properly
-                log.debug("warm-up import of %s failed", module, exc_info=True)
-                return
+        from .deferred import import_jupysql
+
+        *stack, last = WARM_UP_MODULES
+        try:
+            with STACK_IMPORTS:
+                import_jupysql()
+                for module in stack:
+                    importlib.import_module(module)
+            SQL_IDLE.wait()
+            importlib.import_module(last)
+        except Exception:  # the first %sql reports it properly
+            log.debug("warm-up import failed", exc_info=True)
 
     timer = threading.Timer(delay, run)
     timer.daemon = True
@@ -131,6 +162,11 @@ class ExtensionManager(_IPythonExtensionManager):
     the kernel's defaults, so ``%load_ext sql`` and ``%reload_ext sql`` keep ``%sql`` on Trino."""
 
     def load_extension(self, module_str: str) -> Any:
+        if module_str == "sql":  # pandas, matplotlib and PySpark come when used (agp.kernels.deferred)
+            from .deferred import import_jupysql
+
+            with STACK_IMPORTS:
+                import_jupysql()
         result = super().load_extension(module_str)
         if module_str == "sql" and result is None:
             adopt(self.shell)
@@ -227,10 +263,12 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
         return f"{cred['host']}:{cred['port']}" if cred else None
 
     def magic(line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
+        SQL_IDLE.clear()
         try:
             if "broker" not in used:
                 used["broker"] = broker or BrokerClient.from_environment()
-            connect(used["broker"])
+            with STACK_IMPORTS:
+                connect(used["broker"])
             if name in LINE_ONLY:
                 if cell is not None:
                     raise UsageError(f"%%{name} is not a magic jupysql offers.")
@@ -257,6 +295,7 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
             TRACKER.cancel_running()
             raise UsageError(describe_error(e, endpoint())) from None
         finally:
+            SQL_IDLE.set()
             if name not in LINE_ONLY and _WRITES.search(f"{line}\n{cell or ''}"):
                 invalidate_server_catalog()
 
