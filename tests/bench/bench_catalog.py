@@ -3,15 +3,15 @@
     python3 tests/bench/bench_catalog.py [--runs 3]
 
 2,000 Iceberg tables across 200 namespaces: 200 workspaces where alice is an editor (written straight into the
-workspace database, as ``bench_hub.py`` does), 10 one-column tables each (made with pyiceberg on Nessie).
+workspace database, as ``bench_hub.py`` does), 10 one-column tables each (made with pyiceberg on the lab's catalog).
 
 1. Through the server extension's REST API in a hub-started server of alice: the first page of namespaces, and
    the full listing (every page of namespaces, then the tables of each namespace), each at the extension's
    default page of 100. Cold in a freshly started server, cold in a warm server whose cache has expired, and
    cached.
-2. The same listing with plain pyiceberg straight against Nessie (the plain tool): ``list_namespaces()`` (what the
-   first page needs too), then ``list_tables()`` of each of alice's namespaces; cold with a freshly loaded catalog,
-   warm with a reused one. For the breakdown, also pyiceberg through the workspace service's catalog proxy as
+2. The same listing with plain pyiceberg straight against the lab's catalog (the plain tool): ``list_namespaces()``
+   (what the first page needs too), then ``list_tables()`` of each of alice's namespaces; cold with a freshly loaded
+   catalog, warm with a reused one. For the breakdown, also pyiceberg through the workspace service's catalog proxy as
    alice (what the extension does inside).
 
 Needs the lab running (`agp lab up`); removes everything it made (server, tables, namespaces and their S3 objects,

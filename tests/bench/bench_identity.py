@@ -7,8 +7,10 @@
 2. Trino ``SELECT 1`` over HTTPS with a JWT (the lab) against plain HTTP with no authentication: a second Trino
    from the same install and catalog, started here on spare ports, measured interleaved.
 3. The catalog proxy's checks: the same read calls (config, list tables, load a table with its vended credential)
-   through today's proxy and through the proxy before the route table (``BEFORE``, read from git), each mounted
-   alone on a spare port in front of the lab's Nessie with the same caller, and straight to Nessie, interleaved.
+   through today's proxy, mounted alone on a spare port in front of the lab's catalog with the same caller, and
+   straight to the catalog with the platform's token, interleaved. With Nessie (``AGP_CATALOG=nessie``) also through
+   the proxy before the route table (``BEFORE``, read from git); that proxy speaks Nessie's prefix and Keycloak
+   tokens only, so it is left out in front of the Iceberg REST catalog (the output says so).
 
 Needs the lab running (`agp lab up`).
 """
@@ -211,12 +213,9 @@ def _serve(app) -> tuple[str, object]:
     return f"http://127.0.0.1:{port}/iceberg", server
 
 
-def bench_catalog_proxy(settings: Settings) -> None:
+def _before_proxy():
+    """The proxy module of ``BEFORE``, loaded from git."""
     import importlib.util
-
-    from agp.core.names import WorkspaceNames
-    from agp.hub.broker import Broker
-    from agp.hub.service.catalog_proxy import CatalogProxy, Principal
 
     old_source = subprocess.run(
         ["git", "show", f"{BEFORE}:hub/service/catalog_proxy.py"], capture_output=True, text=True, check=True
@@ -224,6 +223,14 @@ def bench_catalog_proxy(settings: Settings) -> None:
     spec = importlib.util.spec_from_loader("agp.hub.service._catalog_proxy_before", loader=None)
     before = importlib.util.module_from_spec(spec)
     exec(compile(old_source, "catalog_proxy_before.py", "exec"), before.__dict__)  # noqa: S102 (our own history)
+    return before
+
+
+def bench_catalog_proxy(settings: Settings) -> None:
+    from agp.core.names import WorkspaceNames
+    from agp.hub.broker import Broker
+    from agp.hub.service.catalog_proxy import CatalogProxy, Principal
+    from agp.hub.service.catalog_routes import PUBLIC_PREFIX
 
     broker = Broker(settings)
     access = {"demo": True}
@@ -236,44 +243,58 @@ def bench_catalog_proxy(settings: Settings) -> None:
     async def principal(_ns):
         return Principal("alice", access)
 
-    async def audit_nothing(*_):
-        return None
-
-    old = before.CatalogProxy(settings, "http://127.0.0.1/iceberg")
-    servers = {
-        "proxy now": _serve(_proxy_app(lambda r: new.forward(r, principal, vend, None))),
-        f"proxy before ({BEFORE})": _serve(_proxy_app(lambda r: old.forward(r, access, vend))),
-    }
-    token = clients.service_token(settings)
+    # name -> (base URL, session, the path prefix it serves: the proxy's public one or the catalog's own)
+    upstream_prefix = f"{settings.catalog_upstream_prefix}/" if settings.catalog_upstream_prefix else ""
+    url, server = _serve(_proxy_app(lambda r: new.forward(r, principal, vend, None)))
+    servers = [server]
+    sessions = {"proxy now": (url, requests.Session(), f"{PUBLIC_PREFIX}/")}
+    before_name = f"proxy before ({BEFORE})"
+    if settings.catalog == "nessie":
+        old = _before_proxy().CatalogProxy(settings, "http://127.0.0.1/iceberg")
+        url, server = _serve(_proxy_app(lambda r: old.forward(r, access, vend)))
+        servers.append(server)
+        sessions[before_name] = (url, requests.Session(), "main/")  # it forwarded the caller's path as it was
     direct = requests.Session()
-    direct.headers["Authorization"] = f"Bearer {token}"
-    sessions = {name: (url, requests.Session()) for name, (url, _) in servers.items()}
-    sessions["Nessie direct (plain)"] = (settings.catalog_uri, direct)
+    direct.headers["Authorization"] = f"Bearer {clients.catalog_token(settings)}"
+    direct_name = "Nessie direct (plain)" if settings.catalog == "nessie" else "catalog direct (plain)"
+    sessions[direct_name] = (settings.catalog_uri, direct, upstream_prefix)
     calls = {
         "config": "v1/config?warehouse=warehouse",
-        "list tables": "v1/main/namespaces/demo/tables",
-        "load table": "v1/main/namespaces/demo/tables/meter_readings",
+        "list tables": "v1/{prefix}namespaces/demo/tables",
+        "load table": "v1/{prefix}namespaces/demo/tables/meter_readings",
     }
     samples: dict[tuple[str, str], list[float]] = {(n, c): [] for n in sessions for c in calls}
     for i in range(203):
         for call, path in calls.items():
-            for name, (base, http) in sessions.items():
+            for name, (base, http, prefix) in sessions.items():
                 t0 = time.perf_counter()
-                r = http.get(f"{base}/{path}", timeout=30)
+                r = http.get(f"{base}/{path.format(prefix=prefix)}", timeout=30)
                 elapsed = (time.perf_counter() - t0) * 1000
                 assert r.status_code == 200, (name, call, r.status_code, r.text[:200])
                 if i >= 3:
                     samples[(name, call)].append(elapsed)
-    print("\nCatalog proxy, the same read calls interleaved, 200 each (ms, p50 / p95; target: within 10% of before)")
+    against = before_name if before_name in sessions else direct_name
+    target = "; target: within 10% of before" if against == before_name else ""
+    print(
+        f"\nCatalog proxy in front of {settings.catalog}, the same read calls interleaved, 200 each "
+        f"(ms, p50 / p95{target})"
+    )
+    if before_name not in sessions:
+        print(
+            f"  ({before_name} left out: it speaks Nessie's prefix and Keycloak tokens, and the lab's catalog is "
+            f"{settings.catalog}; run with AGP_CATALOG=nessie for it. Ratios below are the proxy's against the catalog "
+            f"direct.)"
+        )
     for call in calls:
         line = [f"  {call:12}"]
         for name in sessions:
             v = samples[(name, call)]
             line.append(f"{name}: {pct(v, 50):6.2f} / {pct(v, 95):6.2f}")
-        now, then = samples[("proxy now", call)], samples[(f"proxy before ({BEFORE})", call)]
-        line.append(f"ratio now/before p50 {pct(now, 50) / pct(then, 50):.2f}, p95 {pct(now, 95) / pct(then, 95):.2f}")
+        now, then = samples[("proxy now", call)], samples[(against, call)]
+        label = "before" if against == before_name else "direct"
+        line.append(f"ratio now/{label} p50 {pct(now, 50) / pct(then, 50):.2f}, p95 {pct(now, 95) / pct(then, 95):.2f}")
         print("   ".join(line))
-    for _, server in servers.values():
+    for server in servers:
         server.should_exit = True
 
 
