@@ -614,11 +614,20 @@ class Lab:
     def _migrate_from_nessie(self) -> None:
         """Register every namespace, table and view of the lab's Nessie in the Iceberg REST catalog (by reference:
         no data file is read or copied), then stop Nessie for good; its database stays, untouched."""
+        import cachetools
+
         from .catalog_migration import Endpoint, Migration
 
         s = self.settings
         nessie = s.model_copy(update={"catalog": "nessie"})
-        source = Endpoint(nessie.catalog_uri, nessie.catalog_upstream_prefix, lambda: clients.service_token(s))
+        token = cachetools.TTLCache(maxsize=1, ttl=60)  # one Keycloak token a minute, not one per request
+
+        def nessie_token() -> str:
+            if "t" not in token:
+                token["t"] = clients.service_token(s)
+            return token["t"]
+
+        source = Endpoint(nessie.catalog_uri, nessie.catalog_upstream_prefix, nessie_token)
         target = Endpoint(s.catalog_uri, s.catalog_upstream_prefix, lambda: s.credentials.catalog_token)
         report = Migration(source, target).run(lambda line: log.info("catalog migration: %s", line))
         self.console.print(f"Moved the lab's catalog from Nessie to Iceberg's REST catalog: {report}")

@@ -412,6 +412,9 @@ def iceberg_rest(s: Settings, p: LabPaths, java: Java) -> Service:
             "-Xmx512m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
+            # Each table load and commit is an INFO line of Iceberg's; keep the log to what needs reading.
+            "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.BaseMetastoreTableOperations=warn",
+            "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.BaseMetastoreCatalog=warn",
             "-cp",
             classpath,
             str(CONFIG_DIR / "catalog" / "AgpRestCatalog.java"),

@@ -380,13 +380,24 @@ class CatalogProxy:
     @staticmethod
     def _without_stack(upstream: httpx.Response, action: str, who: str) -> bytes:
         """A catalog's error as the caller sees it: its type, code and reason (a rejected commit says why), without
-        the server's stack trace, which goes to this service's log."""
+        the server's stack trace, which goes to this service's log. An answer that is no error object (a server's
+        HTML error page) becomes one of ours."""
         try:
             doc = upstream.json()
         except ValueError:
-            return upstream.content
+            doc = None
         error = doc.get("error") if isinstance(doc, dict) else None
-        if not isinstance(error, dict) or "stack" not in error:
+        if not isinstance(error, dict):
+            log.warning(
+                "catalog: %s for %s answered %s, not an error object: %.500r",
+                action,
+                who,
+                upstream.status_code,
+                upstream.text,
+            )
+            message = "The catalog could not handle this request; the service's log has the details."
+            return json.dumps(routes.error_body(upstream.status_code, message, "ServiceFailureException")).encode()
+        if "stack" not in error:
             return upstream.content
         stack = error.pop("stack")
         log.info("catalog: %s for %s answered %s: %s", action, who, upstream.status_code, error.get("message"))

@@ -283,8 +283,20 @@ def check_location(location: Any, bucket_prefix: str, what: str) -> None:
         raise Refused(403, f"The {what} must lie inside this workspace's bucket ({bucket_prefix}); got {location!r}.")
 
 
+_DIALECT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}", re.ASCII)
+# Keys through which a table's or namespace's properties would configure the clients that load it: pyiceberg merges
+# table properties into its FileIO's (which class, which endpoint, signer, proxy, credentials). A member could point
+# other members' reads at a server of hers, with their tokens. Catalog clients' own settings never belong there.
+_CLIENT_KEY = re.compile(
+    r"^(py-|s3\.|client\.|header\.|gcs\.|adls\.|hf\.|oss\.|rest[.-]|oauth2|signer|io-impl$|token$|uri$|"
+    r"credential$|scope$|audience$|resource$|warehouse$|prefix$)",
+    re.IGNORECASE,
+)
+
+
 def check_properties(props: Any, bucket_prefix: str, engine: bool, what: str = "property") -> None:
-    """Location-like properties must stay in the bucket; only Trino itself may say whom a view runs as."""
+    """Location-like properties must stay in the bucket; only Trino itself may say whom a view runs as; no property
+    may configure the clients that read the table."""
     if props is None:
         return
     if not isinstance(props, dict):
@@ -297,6 +309,12 @@ def check_properties(props: Any, bucket_prefix: str, engine: bool, what: str = "
                 403,
                 f"The {RUN_AS_OWNER} property is set by Trino for the user who creates a view; a view made here "
                 "runs as whoever queries it.",
+            )
+        if _CLIENT_KEY.search(str(key).strip()):
+            raise Refused(
+                403,
+                f"The property {key!r} would configure the catalog clients of everyone who reads this table; "
+                "client settings belong in your own catalog configuration.",
             )
         if _LOCATION_KEY.search(str(key)):
             check_location(value, bucket_prefix, f"{what} {key!r}")
@@ -375,8 +393,12 @@ def check_view_version(version: Any) -> None:
     if not isinstance(representations, list):
         raise Refused(400, "A view version's representations must be a list.")
     for rep in representations:
-        dialect = str(_object(rep, "representation").get("dialect", ""))
-        if "trino" in dialect.casefold():
+        dialect = _object(rep, "representation").get("dialect", "")
+        # Plain ASCII names only: Java compares dialects with equalsIgnoreCase, which reads "tr\u0131no" (dotless i) and
+        # "TRİNO" as "trino", while Python's casefold() does not.
+        if not isinstance(dialect, str) or not _DIALECT.fullmatch(dialect):
+            raise Refused(400, "A view's dialect is a plain name of letters, digits, '-' and '_' (e.g. spark).")
+        if "trino" in dialect.lower():
             raise Refused(
                 403,
                 "Views that Trino runs are made with Trino (CREATE VIEW in %sql), which checks their query as "

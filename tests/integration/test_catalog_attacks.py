@@ -111,7 +111,9 @@ def test_a_dialect_that_java_reads_as_trino_is_refused(ab, settings, dialect):
     status, text, _ = proxy(settings, ab["token"], "POST", f"v1/agp/namespaces/{ab['sa']}/views", body)
     if status == 200:
         proxy(settings, ab["token"], "DELETE", f"v1/agp/namespaces/{ab['sa']}/views/peek")
-    assert status == 403, f"FINDING 1: a view in Trino's dialect spelt {dialect!r} was made: HTTP {status} {text[:150]}"
+    assert status in (400, 403), (
+        f"FINDING 1: a view in Trino's dialect spelt {dialect!r} was made: HTTP {status} {text[:150]}"
+    )
 
 
 def test_a_definer_view_over_alices_view_never_reads_b(ab, settings):

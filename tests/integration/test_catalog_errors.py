@@ -58,3 +58,16 @@ def test_a_missing_table_is_named(alice_catalog, settings):
     assert r.status_code == 404
     assert set(r.json()["error"]) == {"message", "type", "code"}, r.json()
     assert r.json()["error"]["type"] == "NoSuchTableException"
+
+
+def test_a_purge_deletes_the_tables_own_files(alice_catalog, s3):
+    """The catalog deletes a purged table's files in the table's own bucket (and only there: test_catalog_attacks)."""
+    catalog, ns = alice_catalog
+    table = catalog.create_table(f"{ns}.scratch", pa.schema([("n", pa.int64())]))
+    for n in range(2):
+        table.append(pa.table({"n": [n]}))
+    bucket, prefix = table.location().removeprefix("s3://").split("/", 1)
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["KeyCount"] >= 6  # data, manifests, metadata
+    catalog.purge_table(f"{ns}.scratch")
+    left = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+    assert not left, f"the purge left {[o['Key'] for o in left]}"

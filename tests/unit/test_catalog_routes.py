@@ -270,10 +270,11 @@ def test_commit_updates_must_be_known_actions_of_the_right_shape():
 def test_a_notebook_makes_no_view_version_that_trino_would_run():
     from agp.hub.service.catalog_routes import check_view_version
 
-    for dialect in ("trino", "Trino", " TRINO", "trino-sql"):
+    # Java's equalsIgnoreCase reads the dotless i and the capital I with a dot as "i": both spell trino for Trino.
+    for dialect in ("trino", "Trino", " TRINO", "trino-sql", "tr\u0131no", "TR\u0130NO", "trino\u200b", "", None, 7):
         with pytest.raises(Refused) as e:
             check_view_version({"representations": [{"type": "sql", "sql": "SELECT 1", "dialect": dialect}]})
-        assert e.value.status == 403
+        assert e.value.status in (400, 403), dialect
     check_view_version({"representations": [{"type": "sql", "sql": "SELECT 1", "dialect": "spark"}]})
     update = {"action": "add-view-version", "view-version": {"representations": [{"dialect": "trino", "sql": "x"}]}}
     with pytest.raises(Refused):
@@ -303,3 +304,47 @@ def test_registered_metadata_is_checked_whole():
     ):
         with pytest.raises(Refused):
             check_table_metadata({**good, key: value}, BUCKET)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "py-io-impl",
+        "s3.endpoint",
+        "s3.signer.uri",
+        "S3.Proxy-Uri",
+        "client.region",
+        "header.X-Token",
+        "io-impl",
+        "token",
+        "uri",
+        "credential",
+        "gcs.oauth2.token",
+        "adls.sas-token.x",
+        "rest.sigv4-enabled",
+        "oauth2-server-uri",
+    ],
+)
+def test_properties_never_configure_the_clients_of_a_tables_readers(key):
+    # A table's properties reach every reader's pyiceberg FileIO: an editor could send other members' requests (and
+    # tokens) to a server of hers.
+    with pytest.raises(Refused) as e:
+        check_properties({key: "http://attacker.invalid"}, BUCKET, engine=False)
+    assert e.value.status == 403
+    with pytest.raises(Refused):
+        check_properties({key: "x"}, BUCKET, engine=True)  # registered metadata is checked the same
+
+
+def test_ordinary_table_properties_pass():
+    check_properties(
+        {
+            "write.format.default": "parquet",
+            "format-version": "2",
+            "comment": "meter reads",
+            "owner": "alice",
+            "write.parquet.compression-codec": "zstd",
+            "history.expire.max-snapshot-age-ms": "1",
+        },
+        BUCKET,
+        engine=False,
+    )

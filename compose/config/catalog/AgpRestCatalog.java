@@ -32,8 +32,17 @@ import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Properties;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.iceberg.CatalogProperties;
+import org.apache.iceberg.CatalogUtil;
+import org.apache.iceberg.TableMetadata;
+import org.apache.iceberg.TableOperations;
 import org.apache.iceberg.catalog.TableIdentifier;
+import org.apache.iceberg.io.FileIO;
+import org.apache.iceberg.io.InputFile;
+import org.apache.iceberg.io.OutputFile;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.handler.ErrorHandler;
 import org.apache.iceberg.jdbc.JdbcCatalog;
 import org.apache.iceberg.rest.RESTCatalogAdapter;
 import org.apache.iceberg.rest.RESTCatalogServlet;
@@ -101,6 +110,103 @@ public final class AgpRestCatalog {
       }
       return base.replaceAll("/+$", "") + "/" + table.name();
     }
+
+    /**
+     * A purge deletes what the table's metadata lists, in the table's own bucket only. The catalog's S3 identity
+     * reaches every workspace's bucket, and a table's manifests are written by its workspace's members: a manifest
+     * naming another workspace's file must not make the catalog delete it.
+     */
+    @Override
+    public boolean dropTable(TableIdentifier identifier, boolean purge) {
+      if (!purge) {
+        return super.dropTable(identifier, false);
+      }
+      TableOperations ops = newTableOps(identifier);
+      TableMetadata last = null;
+      try {
+        last = ops.current();
+      } catch (RuntimeException e) {
+        LOG.warn("purge of {}: its metadata does not load, dropping without deleting files", identifier, e);
+      }
+      boolean dropped = super.dropTable(identifier, false);
+      if (dropped && last != null) {
+        CatalogUtil.dropTableData(new BucketBoundFileIO(ops.io(), bucketOf(last.location())), last);
+      }
+      return dropped;
+    }
+  }
+
+  /** {@code s3://bucket/} of a location, or a prefix no path has when the location names no bucket. */
+  static String bucketOf(String location) {
+    int scheme = location == null ? -1 : location.indexOf("://");
+    if (scheme < 0) {
+      return "\0no-bucket/";
+    }
+    int slash = location.indexOf('/', scheme + 3);
+    return (slash < 0 ? location + "/" : location.substring(0, slash + 1));
+  }
+
+  /** A FileIO that reads and writes as the one it wraps, and deletes inside one bucket only. */
+  static final class BucketBoundFileIO implements FileIO {
+    private final FileIO io;
+    private final String prefix;
+
+    BucketBoundFileIO(FileIO io, String prefix) {
+      this.io = io;
+      this.prefix = prefix;
+    }
+
+    @Override
+    public InputFile newInputFile(String path) {
+      return io.newInputFile(path);
+    }
+
+    @Override
+    public OutputFile newOutputFile(String path) {
+      return io.newOutputFile(path);
+    }
+
+    @Override
+    public void deleteFile(String path) {
+      if (path != null && path.startsWith(prefix)) {
+        io.deleteFile(path);
+      } else {
+        LOG.warn("purge: not deleting {}, outside the table's bucket {}", path, prefix);
+      }
+    }
+  }
+
+  /**
+   * Errors Jetty itself answers (a body the catalog cannot parse, an unknown path) as Iceberg REST error objects,
+   * without a stack trace, server name or class names; the detail goes to this server's log.
+   */
+  static final class JsonErrorHandler extends ErrorHandler {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Override
+    public void handle(String target, Request baseRequest, HttpServletRequest request,
+        HttpServletResponse response) throws IOException {
+      Throwable cause = (Throwable) request.getAttribute(jakarta.servlet.RequestDispatcher.ERROR_EXCEPTION);
+      int code = response.getStatus();
+      String message = "The catalog could not handle this request.";
+      while (cause != null && cause.getCause() != null && cause.getCause() != cause
+          && !(cause instanceof IllegalArgumentException)) {
+        cause = cause.getCause();
+      }
+      if (cause instanceof IllegalArgumentException || cause instanceof com.fasterxml.jackson.core.JacksonException) {
+        code = 400; // the request's own fault: say what could not be read
+        String detail = String.valueOf(cause.getMessage());
+        message = "The catalog could not read this request: "
+            + (detail.length() > 200 ? detail.substring(0, 200) : detail).split("\n")[0];
+      }
+      LOG.warn("{} {} answered {}", request.getMethod(), request.getRequestURI(), code, cause);
+      baseRequest.setHandled(true);
+      response.setStatus(code);
+      response.setContentType("application/json");
+      String type = code >= 500 ? "ServiceFailureException" : "BadRequestException";
+      response.getWriter().write(JSON.writeValueAsString(
+          java.util.Map.of("error", java.util.Map.of("message", message, "type", type, "code", code))));
+    }
   }
 
   static Map<String, String> load(Path file) throws IOException {
@@ -151,7 +257,10 @@ public final class AgpRestCatalog {
         EnumSet.of(jakarta.servlet.DispatcherType.REQUEST));
     context.addServlet(new ServletHolder(new RESTCatalogServlet(new RESTCatalogAdapter(catalog))), "/*");
 
+    JsonErrorHandler errors = new JsonErrorHandler();
+    context.setErrorHandler(errors);
     Server server = new Server();
+    server.setErrorHandler(errors);
     ServerConnector connector = new ServerConnector(server);
     connector.setHost(bind);
     connector.setPort(port);
