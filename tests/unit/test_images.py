@@ -1,0 +1,19 @@
+"""The images are built from the same pinned artifacts and sources as the lab."""
+
+from pathlib import Path
+
+from agp.core import versions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_catalog_images_jars_are_the_labs():
+    lines = [ln.split() for ln in (ROOT / "images/catalog/jars.txt").read_text().splitlines() if ln and ln[0] != "#"]
+    wanted = [[a.url, a.sha256] for a in [*versions.CATALOG_JARS, versions.ICEBERG_AWS_BUNDLE]]
+    assert lines == wanted, "images/catalog/jars.txt differs from agp.core.versions: write it again from there"
+
+
+def test_the_catalog_image_runs_the_labs_class():
+    dockerfile = (ROOT / "images/catalog/Dockerfile").read_text()
+    assert "COPY compose/config/catalog/AgpRestCatalog.java" in dockerfile
+    assert "USER 10001:0" in dockerfile  # non-root, group 0 (arbitrary UIDs on OpenShift)
