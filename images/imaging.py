@@ -135,8 +135,11 @@ def save_archive(name: str, cache: Path | None = None) -> Path:
     image_id = r.stdout.strip()[:16]
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{name.replace('/', '_').replace(':', '_')}-{image_id}.tar"
+    stem = name.replace("/", "_").replace(":", "_")
+    path = cache / f"{stem}-{image_id}.tar"
     if not path.exists():
+        for old in cache.glob(f"{stem}-*.tar"):  # archives of earlier builds of this name
+            old.unlink()
         tmp = path.with_suffix(".partial")
         tmp.unlink(missing_ok=True)
         podman("save", "--format", "docker-archive", "-o", str(tmp), name)

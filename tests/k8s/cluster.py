@@ -27,6 +27,7 @@ log = logging.getLogger("agp.k8s")
 
 REPO = Path(__file__).resolve().parents[2]
 PAUSE_BUILD = REPO / "images" / "pause" / "build.py"
+COREDNS_BUILD = REPO / "images" / "coredns" / "build.py"
 LOAD = REPO / "images" / "load.py"
 
 START_ORDER = (
@@ -191,18 +192,23 @@ class Cluster:
         host.ensure_packages(s.logs)
         build.kubernetes(s)
         build.helm(s)
-        pause = self._pause_image()
+        images = [self._image(PAUSE_BUILD), self._image(COREDNS_BUILD)]
         self._write_configs()
         host.save_sysctls(s.state / "sysctls-before.json")
         before = s.state / "host-before.json"
         if not before.exists():
             before.write_text(
                 json.dumps(
-                    {"netns": sorted(host.netns_names()), "absent": host.absent_paths(), "nft": host.nft_tables()}
+                    {
+                        "netns": sorted(host.netns_names()),
+                        "absent": host.absent_paths(),
+                        "nft": host.nft_tables(),
+                        "iptables": {t: sorted(host.chains(host.iptables_dump(t))) for t in ("iptables", "ip6tables")},
+                    }
                 )
             )
         try:
-            self._start_all(pause)
+            self._start_all(images)
         except BaseException:
             log.error("Start failed; stopping what was started.")
             self.down(keep_state=True)
@@ -229,14 +235,15 @@ class Cluster:
                 f"a network interface named {s.bridge} exists already; run `python3 -m tests.k8s down` or remove it."
             )
 
-    def _pause_image(self) -> Path:
+    def _image(self, script: Path) -> Path:
+        """Run an image's build script (its progress goes to our stderr); returns the archive it prints."""
         out = subprocess.run(
-            [sys.executable, str(PAUSE_BUILD), "--cache", str(self.settings.images_cache)],
-            capture_output=True,
+            [sys.executable, str(script), "--cache", str(self.settings.images_cache)],
+            stdout=subprocess.PIPE,
             text=True,
         )
         if out.returncode != 0:
-            raise ClusterError(f"building the pause image failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+            raise ClusterError(f"{script.relative_to(REPO)} failed (its error is above).")
         return Path(out.stdout.strip().splitlines()[-1])
 
     def _write_configs(self) -> None:
@@ -250,7 +257,7 @@ class Cluster:
         (s.state / "kubelet.yaml").write_text(yaml.safe_dump(configs.kubelet_config(s), sort_keys=False))
         (s.state / "kube-proxy.yaml").write_text(yaml.safe_dump(configs.kube_proxy_config(s), sort_keys=False))
 
-    def _start_all(self, pause_archive: Path) -> None:
+    def _start_all(self, images: list[Path]) -> None:
         s = self.settings
         cmds = configs.commands(s)
         p = configs.pki(s)
@@ -277,7 +284,7 @@ class Cluster:
 
         self._start("containerd", cmds["containerd"])
         self._wait("containerd's socket", s.containerd_socket.exists, 30, "containerd")
-        self.load_images([pause_archive])
+        self.load_images(images)
 
         self._start("kubelet", cmds["kubelet"])
         self._start("kube-proxy", cmds["kube-proxy"])
@@ -288,9 +295,31 @@ class Cluster:
             60,
             "kube-controller-manager",
         )
+        self._apply(configs.dns_manifests(s))
+        self._wait("cluster DNS (CoreDNS) available", self._dns_available, 90, "kubelet")
         for name in ("kube-controller-manager", "kube-scheduler", "kube-proxy"):
             if self.process(name) is None:
                 raise ClusterError(f"{name} exited; see {s.logs / (name + '.log')}.")
+
+    def _apply(self, objects: list[dict]) -> None:
+        """Server-side apply of ``objects`` (idempotent)."""
+        session = self._session()
+        for obj in objects:
+            r = session.patch(
+                self.api + configs.api_path(obj),
+                params={"fieldManager": "agp-k8s", "force": "true"},
+                data=json.dumps(obj),
+                headers={"Content-Type": "application/apply-patch+yaml"},
+                timeout=10,
+            )
+            if not r.ok:
+                raise ClusterError(
+                    f"applying {obj['kind']} {obj['metadata']['name']} failed: {r.status_code} {r.text[:200]}"
+                )
+
+    def _dns_available(self) -> bool:
+        dep = self._get("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
+        return dep.get("status", {}).get("availableReplicas", 0) >= 1
 
     def load_images(self, archives: list[Path | str]) -> None:
         """Import images (archive files or local podman names) into the cluster's containerd (namespace k8s.io)."""
@@ -324,25 +353,23 @@ class Cluster:
         if unmounted:
             done.append(f"{unmounted} mounts removed")
         before_file = s.state / "host-before.json"
-        if before_file.exists():
-            before = json.loads(before_file.read_text())
-            ours = [n for n in host.netns_names() - set(before["netns"]) if n.startswith("cni-")]
-            if host.remove_netns(ours):
-                done.append(f"{len(ours)} network namespaces removed")
-            removed = host.remove_paths(before["absent"])
-            if removed:
-                done.append(f"removed {', '.join(removed)}")
-        changed = host.remove_our_iptables()
+        before = json.loads(before_file.read_text()) if before_file.exists() else {}
+        ours = [n for n in host.netns_names() - set(before.get("netns", [])) if n.startswith("cni-")]
+        if before_file.exists() and host.remove_netns(ours):
+            done.append(f"{len(ours)} network namespaces removed")
+        removed = host.remove_paths(before.get("absent", []))
+        if removed:
+            done.append(f"removed {', '.join(removed)}")
+        changed = host.remove_our_iptables(before.get("iptables"))
         if changed:
             done.append(f"{' and '.join(changed)} rules of the cluster removed")
-        if before_file.exists():
-            dropped = host.drop_empty_new_tables(before.get("nft", []))
-            if dropped:
-                done.append(f"empty tables {', '.join(dropped)} dropped")
-            before_file.unlink()
+        dropped = host.drop_empty_new_tables(before["nft"]) if "nft" in before else []
+        if dropped:
+            done.append(f"empty tables {', '.join(dropped)} dropped")
+        before_file.unlink(missing_ok=True)
         if host.delete_link(s.bridge):
             done.append(f"bridge {s.bridge} removed")
-        restored = host.restore_sysctls(s.state / "sysctls-before.json")
+        restored = host.restore_sysctls(s.state / "sysctls-before.json", s.bridge)
         if restored:
             done.append(f"kernel settings restored: {', '.join(restored)}")
         left = host.remove_kube_cgroups()

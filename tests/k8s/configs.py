@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .settings import PAUSE_IMAGE, ClusterSettings
+from .host import CNI_NETWORK
+from .settings import COREDNS_IMAGE, PAUSE_IMAGE, ClusterSettings
 
 CNI_BIN_DIR = "/usr/lib/cni"  # where Debian's containernetworking-plugins installs them
 
@@ -70,7 +71,7 @@ def cni_conflist(s: ClusterSettings) -> dict:
     """One bridge network with host-local addresses; containerd adds the loopback itself."""
     return {
         "cniVersion": "0.4.0",
-        "name": "agp-k8s",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
@@ -118,6 +119,7 @@ def kubelet_config(s: ClusterSettings) -> dict:
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "clusterDomain": "cluster.local",
+        "clusterDNS": [s.dns_ip],
         "resolvConf": "/etc/resolv.conf",
         "podLogsDir": str(s.state / "pod-logs"),
         "serializeImagePulls": False,
@@ -243,3 +245,124 @@ def commands(s: ClusterSettings) -> dict[str, list[str]]:
         ],
         "kube-proxy": [str(b / "kube-proxy"), f"--config={st / 'kube-proxy.yaml'}", "--v=1"],
     }
+
+
+COREFILE = """.:1053 {
+    errors
+    health :8080
+    ready :8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }
+    forward . /etc/resolv.conf
+    cache 5
+    loop
+}
+"""
+
+
+def dns_manifests(s: ClusterSettings) -> list[dict]:
+    """CoreDNS as the cluster's DNS (``kube-dns`` at ``s.dns_ip``): non-root on port 1053, restricted, one replica.
+
+    Upstream is the node's own resolver (``dnsPolicy: Default``); caches are short so tests see changes quickly."""
+    ns, name, labels = "kube-system", "coredns", {"k8s-app": "kube-dns"}
+    meta = {"name": name, "namespace": ns, "labels": labels}
+    container = {
+        "name": "coredns",
+        "image": COREDNS_IMAGE,
+        "imagePullPolicy": "Never",
+        "args": ["-conf", "/etc/coredns/Corefile"],
+        "ports": [
+            {"name": "dns", "containerPort": 1053, "protocol": "UDP"},
+            {"name": "dns-tcp", "containerPort": 1053, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 2},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "170Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns},
+            "data": {"Corefile": COREFILE},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": name,
+                        "dnsPolicy": "Default",
+                        "priorityClassName": "system-cluster-critical",
+                        "containers": [container],
+                        "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": ns, "labels": labels},
+            "spec": {
+                "clusterIP": s.dns_ip,
+                "selector": labels,
+                "ports": [
+                    {"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+
+
+# Where each kind lives in the API (for server-side apply by the cluster tool, which has no kubectl of its own yet
+# when it starts).
+API_PATHS = {
+    "ServiceAccount": "/api/v1/namespaces/{namespace}/serviceaccounts",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps",
+    "Service": "/api/v1/namespaces/{namespace}/services",
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+}
+
+
+def api_path(obj: dict) -> str:
+    """The URL path of ``obj`` in the API, for a server-side apply (PATCH)."""
+    meta = obj["metadata"]
+    return API_PATHS[obj["kind"]].format(namespace=meta.get("namespace", "")) + "/" + meta["name"]

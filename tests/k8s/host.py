@@ -55,8 +55,12 @@ SYSCTLS = (
     "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
 )
 
-# iptables chains made by kube-proxy, the kubelet and the CNI plugins (bridge masquerade, portmap).
-OUR_CHAINS = re.compile(r"^(KUBE-|CNI-)")
+CNI_NETWORK = "agp-k8s"  # the name of the cluster's CNI network: the CNI plugins put it in their rules' comments
+KUBE_CHAIN = re.compile(r"^KUBE-")
+# Chains the CNI plugins of our conflist make: bridge's per-container masquerade chains (CNI-<hex>) and portmap's.
+# Other CNI users (podman's default network, for one) make and share the same kinds, so these are removed only
+# when they were absent before ``up`` and no other CNI network has rules left.
+OUR_CNI_CHAIN = re.compile(r"^CNI-(HOSTPORT-|DN-)|^CNI-[0-9a-f]{20,}$")
 
 
 def missing_packages() -> list[str]:
@@ -123,11 +127,30 @@ def save_sysctls(path: Path) -> None:
         path.write_text(json.dumps(read_sysctls(), indent=1))
 
 
-def restore_sysctls(path: Path) -> list[str]:
-    """Put back the recorded settings; returns those that differed."""
+FORWARDING = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv6.conf.all.forwarding")
+
+
+def busy_bridges(ours: str) -> list[str]:
+    """Other bridges with interfaces attached (podman's containers, say), which need forwarding left on."""
+    root = Path("/sys/class/net")
+    return sorted(
+        d.name for d in root.iterdir() if d.name != ours and (d / "brif").is_dir() and any((d / "brif").iterdir())
+    )
+
+
+def restore_sysctls(path: Path, bridge: str) -> list[str]:
+    """Put back the recorded settings; returns those that differed.
+
+    Forwarding, which the CNI bridge plugin turns on, stays on while another bridge has containers attached: turning
+    it off would cut their network (the kubelet's own settings are always restored)."""
     if not path.exists():
         return []
     saved = json.loads(path.read_text())
+    busy = busy_bridges(bridge)
+    if busy:
+        kept = {n: saved.pop(n) for n in FORWARDING if n in saved}
+        if kept and any(read_sysctls([n]).get(n) != v for n, v in kept.items()):
+            log.info("Forwarding left on: %s has containers attached.", ", ".join(busy))
     changed = []
     for name, value in saved.items():
         p = _sysctl_path(name)
@@ -144,33 +167,85 @@ def restore_sysctls(path: Path) -> list[str]:
 # ---- iptables ------------------------------------------------------------------------------------------------
 
 
-def without_our_rules(saved: str) -> str:
-    """An ``iptables-save`` dump with the chains of kube-proxy, the kubelet and CNI, and every jump to them, removed."""
-    out = []
+def chains(saved: str) -> set[str]:
+    """The chains an ``iptables-save`` dump declares, as ``table/chain``."""
+    found, table = set(), ""
     for line in saved.splitlines():
-        if line.startswith(":") and OUR_CHAINS.match(line[1:]):
-            continue
-        if line.startswith("-A "):
-            parts = line.split()
-            chain = parts[1]
-            target = parts[parts.index("-j") + 1] if "-j" in parts else ""
-            if OUR_CHAINS.match(chain) or OUR_CHAINS.match(target):
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":"):
+            found.add(f"{table}/{line[1:].split()[0]}")
+    return found
+
+
+def _rule_chain_and_target(line: str) -> tuple[str, str]:
+    parts = line.split()
+    return parts[1], (parts[parts.index("-j") + 1] if "-j" in parts else "")
+
+
+def without_our_rules(saved: str, before: set[str] = frozenset(), network: str = CNI_NETWORK) -> str:
+    """An ``iptables-save`` dump without what the cluster added and nothing else.
+
+    Removed: every ``KUBE-*`` chain (kube-proxy's, the kubelet's) and the rules that jump to one; every rule whose
+    comment names our CNI network; and the CNI chains our plugins make (``CNI-<hex>``, ``CNI-HOSTPORT-*``,
+    ``CNI-DN-*``) that were absent ``before`` (``table/chain`` names), when no other CNI network has rules left.
+    """
+    mine = f'\\"{network}\\"'  # iptables-save writes the comment's quotes escaped: name: \"agp-k8s\"
+    lines = saved.splitlines()
+    kept = [
+        line
+        for line in lines
+        if not (line.startswith("-A ") and (mine in line or any(map(KUBE_CHAIN.match, _rule_chain_and_target(line)))))
+    ]
+    others = any(line.startswith("-A ") and 'name: \\"' in line for line in kept)
+    candidates, table = set(), ""
+    for line in kept:
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":"):
+            chain = line[1:].split()[0]
+            if OUR_CNI_CHAIN.match(chain) and f"{table}/{chain}" not in before:
+                candidates.add(chain)
+    # With no other CNI network, all of ours go; with one, those nothing jumps to any more (repeated, since dropping
+    # a chain drops its own jumps).
+    drop: set[str] = set()
+    while True:
+        rules = [_rule_chain_and_target(line) for line in kept if line.startswith("-A ")]
+        referenced = {target for chain, target in rules if chain not in drop}
+        more = {c for c in candidates - drop if not others or c not in referenced}
+        if not more:
+            break
+        drop |= more
+    out = []
+    for line in kept:
+        if line.startswith(":"):
+            chain = line[1:].split()[0]
+            if KUBE_CHAIN.match(chain) or chain in drop:
                 continue
+        if line.startswith("-A ") and any(c in drop for c in _rule_chain_and_target(line)):
+            continue
         out.append(line)
     return "\n".join(out) + "\n"
 
 
-def remove_our_iptables() -> list[str]:
-    """Remove what the cluster added to iptables and ip6tables (and nothing else); returns the tools it changed."""
+def iptables_dump(tool: str) -> str:
+    if not shutil.which(f"{tool}-save"):
+        return ""
+    r = subprocess.run([f"{tool}-save"], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def remove_our_iptables(before: dict[str, list[str]] | None = None) -> list[str]:
+    """Remove what the cluster added to iptables and ip6tables (see ``without_our_rules``); returns the tools changed.
+
+    ``before`` maps each tool to the ``table/chain`` names that existed before ``up``."""
     changed = []
     for tool in ("iptables", "ip6tables"):
-        if not shutil.which(f"{tool}-save"):
+        saved = iptables_dump(tool)
+        if not saved:
             continue
-        saved = subprocess.run([f"{tool}-save"], capture_output=True, text=True)
-        if saved.returncode != 0:
-            continue
-        cleaned = without_our_rules(saved.stdout)
-        if cleaned.split() == saved.stdout.split():
+        cleaned = without_our_rules(saved, set((before or {}).get(tool, [])))
+        if cleaned.split() == saved.split():
             continue
         r = subprocess.run([f"{tool}-restore"], input=cleaned, capture_output=True, text=True)
         if r.returncode != 0:

@@ -11,6 +11,7 @@ KUBERNETES_VERSION = "v1.34.4"
 HELM_VERSION = "v3.19.5"
 PAUSE_IMAGE = "localhost/agp-pause:3.10"  # containerd's sandbox image, built from images/pause/
 BASE_IMAGE = "localhost/agp-base:bookworm"  # images/base/build.py makes it; our Dockerfiles name it in FROM
+COREDNS_IMAGE = "localhost/agp-coredns:v1.14.7"  # images/coredns/build.py makes it (same version there)
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 
@@ -100,6 +101,12 @@ class ClusterSettings:
         """The first address of the service range: the ``kubernetes`` service in ``default``."""
         a, b, c, _ = self.service_cidr.split("/")[0].split(".")
         return f"{a}.{b}.{c}.1"
+
+    @property
+    def dns_ip(self) -> str:
+        """The cluster DNS service's address: the tenth of the service range, as kubeadm chooses."""
+        a, b, c, _ = self.service_cidr.split("/")[0].split(".")
+        return f"{a}.{b}.{c}.10"
 
     @property
     def ports(self) -> dict[str, int]:

@@ -85,17 +85,28 @@ def test_pod_from_the_base_image_serves_on_its_ip_and_behind_a_cluster_ip(base_i
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "web"},
+        "metadata": {"name": "site"},  # not the pod's name, which its /etc/hosts maps to the pod itself
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(service))
-    cluster_ip = json.loads(kubectl("get", "-n", ns, "service/web", "-o", "json"))["spec"]["clusterIP"]
+    cluster_ip = json.loads(kubectl("get", "-n", ns, "service/site", "-o", "json"))["spec"]["clusterIP"]
     assert http_get(f"http://{cluster_ip}/").strip() == MARKER
 
-    # From inside a pod too (through the bridge, hairpin included: the client is the server's own pod).
-    fetch = f"import urllib.request as u; print(u.urlopen('http://{cluster_ip}/', timeout=10).read().decode())"
+    # From inside a pod too (through the bridge, hairpin included: the client is the server's own pod), by the
+    # service's name through the cluster DNS.
+    fetch = "import urllib.request as u; print(u.urlopen('http://site/', timeout=10).read().decode())"
     out = kubectl("exec", "-n", ns, "web", "--", "python3", "-c", fetch)
     assert out.strip() == MARKER
+
+
+def test_cluster_dns_resolves_services_by_name(cluster, base_image, kubectl, namespace):
+    ns = namespace()
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(web_pod("dns", base_image, MARKER)))
+    kubectl("wait", "-n", ns, "pod/dns", "--for=condition=Ready", "--timeout=120s")
+    names = ["kubernetes.default", "kubernetes.default.svc.cluster.local", "kube-dns.kube-system"]
+    script = f"import socket; print(' '.join(socket.gethostbyname(n) for n in {names!r}))"
+    out = kubectl("exec", "-n", ns, "dns", "--", "python3", "-c", script).split()
+    assert out == [cluster.settings.service_ip, cluster.settings.service_ip, cluster.settings.dns_ip]
 
 
 def test_helm_install_waits_for_a_chart_to_be_ready(base_image, helm, kubectl, namespace, tmp_path):

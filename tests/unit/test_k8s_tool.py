@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from k8s import build, configs, host, pki
-from k8s.settings import ClusterSettings
+from k8s.settings import COREDNS_IMAGE, ClusterSettings
 
 from agp.core.settings import Ports
 
@@ -114,23 +114,31 @@ def test_certificates_carry_the_identities_rbac_expects(tmp_path):
     assert "10.96.0.1" in certs["apiserver"].ips and "192.0.2.2" in certs["apiserver"].ips
 
 
-def test_iptables_filter_removes_only_the_clusters_chains_and_jumps():
-    saved = textwrap.dedent("""\
+OURS = '-m comment --comment "name: \\"agp-k8s\\" id: \\"c0ffee\\""'
+PODMANS = '-m comment --comment "name: \\"podman\\" id: \\"beef\\""'
+HEX = "CNI-0123456789abcdef01234567"
+
+
+def test_iptables_filter_removes_the_clusters_chains_and_rules_and_keeps_the_rest():
+    saved = textwrap.dedent(f"""\
         *nat
         :PREROUTING ACCEPT [0:0]
         :POSTROUTING ACCEPT [0:0]
         :KUBE-SERVICES - [0:0]
-        :CNI-abc123 - [0:0]
+        :{HEX} - [0:0]
+        :CNI-HOSTPORT-DNAT - [0:0]
         :DOCKER - [0:0]
         -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
-        -A POSTROUTING -s 10.244.0.5/32 -m comment --comment "name: agp-k8s" -j CNI-abc123
+        -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+        -A POSTROUTING -s 10.244.0.5/32 {OURS} -j {HEX}
         -A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
         -A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X
-        -A CNI-abc123 -d 10.244.0.0/24 -j ACCEPT
+        -A {HEX} -d 10.244.0.0/24 {OURS} -j ACCEPT
         -A DOCKER -i docker0 -j RETURN
         COMMIT
         """)
-    assert host.without_our_rules(saved) == textwrap.dedent("""\
+    assert host.without_our_rules(saved, before={"nat/PREROUTING", "nat/POSTROUTING", "nat/DOCKER"}) == textwrap.dedent(
+        """\
         *nat
         :PREROUTING ACCEPT [0:0]
         :POSTROUTING ACCEPT [0:0]
@@ -138,4 +146,46 @@ def test_iptables_filter_removes_only_the_clusters_chains_and_jumps():
         -A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE
         -A DOCKER -i docker0 -j RETURN
         COMMIT
+        """
+    )
+
+
+def test_iptables_filter_leaves_the_cni_chains_another_network_uses_and_drops_its_own_unused_ones():
+    saved = textwrap.dedent(f"""\
+        *nat
+        :POSTROUTING ACCEPT [0:0]
+        :CNI-HOSTPORT-MASQ - [0:0]
+        :CNI-fedcba9876543210fedcba98 - [0:0]
+        -A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+        -A POSTROUTING -s 10.88.0.2/32 {PODMANS} -j CNI-fedcba9876543210fedcba98
+        -A POSTROUTING -s 10.244.0.5/32 {OURS} -j {HEX}
+        -A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+        -A CNI-fedcba9876543210fedcba98 {PODMANS} -j MASQUERADE
+        COMMIT
         """)
+    ours_left_behind = textwrap.dedent("""\
+        :CNI-DN-0123456789abcdef01234 - [0:0]
+        -A CNI-DN-0123456789abcdef01234 -p tcp -m tcp --dport 31888 -j DNAT --to-destination 10.244.0.5:8080
+        """)
+    with_ours = saved.replace("COMMIT\n", ours_left_behind + "COMMIT\n")
+    cleaned = host.without_our_rules(with_ours, before={"nat/POSTROUTING"})
+    assert cleaned == saved.replace(f"-A POSTROUTING -s 10.244.0.5/32 {OURS} -j {HEX}\n", "")
+
+
+def test_cluster_dns_is_coredns_on_the_tenth_service_address_without_privileges(tmp_path):
+    s = settings(tmp_path)
+    assert configs.kubelet_config(s)["clusterDNS"] == ["10.96.0.10"]
+    objs = {o["kind"]: o for o in configs.dns_manifests(s)}
+    assert objs["Service"]["spec"]["clusterIP"] == "10.96.0.10"
+    assert {(p["port"], p["targetPort"]) for p in objs["Service"]["spec"]["ports"]} == {(53, 1053)}
+    container = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert ".:1053 {" in objs["ConfigMap"]["data"]["Corefile"]
+    assert configs.api_path(objs["Deployment"]) == "/apis/apps/v1/namespaces/kube-system/deployments/coredns"
+
+
+def test_the_coredns_image_the_cluster_runs_is_the_one_its_build_script_makes():
+    script = (Path(__file__).parents[2] / "images" / "coredns" / "build.py").read_text()
+    version = next(line.split('"')[1] for line in script.splitlines() if line.startswith("VERSION = "))
+    assert f"localhost/agp-coredns:{version}" == COREDNS_IMAGE
