@@ -256,6 +256,10 @@ class Cluster:
         (s.state / "cni" / "net.d" / "10-agp-k8s.conflist").write_text(json.dumps(configs.cni_conflist(s), indent=2))
         (s.state / "kubelet.yaml").write_text(yaml.safe_dump(configs.kubelet_config(s), sort_keys=False))
         (s.state / "kube-proxy.yaml").write_text(yaml.safe_dump(configs.kube_proxy_config(s), sort_keys=False))
+        for i in range(s.volumes):  # world-writable: the pods that use them run as any user (a test cluster)
+            d = s.volumes_dir / f"pv-{i:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o777)
 
     def _start_all(self, images: list[Path]) -> None:
         s = self.settings
@@ -295,7 +299,7 @@ class Cluster:
             60,
             "kube-controller-manager",
         )
-        self._apply(configs.dns_manifests(s))
+        self._apply(configs.dns_manifests(s) + configs.storage_manifests(s))
         self._wait("cluster DNS (CoreDNS) available", self._dns_available, 90, "kubelet")
         for name in ("kube-controller-manager", "kube-scheduler", "kube-proxy"):
             if self.process(name) is None:
@@ -320,6 +324,34 @@ class Cluster:
     def _dns_available(self) -> bool:
         dep = self._get("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
         return dep.get("status", {}).get("availableReplicas", 0) >= 1
+
+    def recycle_volumes(self) -> list[str]:
+        """Empty the cluster's released volumes and offer them again; returns their names."""
+        session = self._session()
+        pvs = self._get(f"/api/v1/persistentvolumes?labelSelector={configs.VOLUME_LABEL}%3Dtrue")["items"]
+        recycled = []
+        for pv in pvs:
+            path = configs.volume_path(pv)
+            if (
+                pv.get("status", {}).get("phase") != "Released"
+                or path is None
+                or self.settings.state not in path.parents
+            ):
+                continue
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+            r = session.patch(
+                f"{self.api}/api/v1/persistentvolumes/{pv['metadata']['name']}",
+                data=json.dumps({"spec": {"claimRef": None}}),
+                headers={"Content-Type": "application/merge-patch+json"},
+                timeout=10,
+            )
+            if r.ok:
+                recycled.append(pv["metadata"]["name"])
+        return recycled
 
     def load_images(self, archives: list[Path | str]) -> None:
         """Import images (archive files or local podman names) into the cluster's containerd (namespace k8s.io)."""

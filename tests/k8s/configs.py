@@ -350,6 +350,43 @@ def dns_manifests(s: ClusterSettings) -> list[dict]:
     ]
 
 
+VOLUME_LABEL = "agp-k8s/volume"
+
+
+def storage_manifests(s: ClusterSettings) -> list[dict]:
+    """The default StorageClass ``standard`` and ``s.volumes`` hostPath PersistentVolumes for it.
+
+    Claims bind when their pod is scheduled; a released volume is emptied and offered again by
+    ``Cluster.recycle_volumes`` (there is no provisioner to delete it). Pods may use them under the restricted Pod
+    Security profile: it forbids hostPath volumes in a pod, not claims bound to one."""
+    objects: list[dict] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Retain",
+        }
+    ]
+    for i in range(s.volumes):
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"agp-pv-{i:02d}", "labels": {VOLUME_LABEL: "true"}},
+                "spec": {
+                    "storageClassName": "standard",
+                    "capacity": {"storage": s.volume_size},
+                    "accessModes": ["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": str(s.volumes_dir / f"pv-{i:02d}"), "type": "Directory"},
+                },
+            }
+        )
+    return objects
+
+
 # Where each kind lives in the API (for server-side apply by the cluster tool, which has no kubectl of its own yet
 # when it starts).
 API_PATHS = {
@@ -359,6 +396,8 @@ API_PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
     "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "StorageClass": "/apis/storage.k8s.io/v1/storageclasses",
+    "PersistentVolume": "/api/v1/persistentvolumes",
 }
 
 
@@ -366,3 +405,11 @@ def api_path(obj: dict) -> str:
     """The URL path of ``obj`` in the API, for a server-side apply (PATCH)."""
     meta = obj["metadata"]
     return API_PATHS[obj["kind"]].format(namespace=meta.get("namespace", "")) + "/" + meta["name"]
+
+
+def volume_path(pv: dict) -> Path | None:
+    """The host folder of one of the cluster's own volumes, or None for any other PersistentVolume."""
+    if pv.get("metadata", {}).get("labels", {}).get(VOLUME_LABEL) != "true":
+        return None
+    path = pv.get("spec", {}).get("hostPath", {}).get("path")
+    return Path(path) if path else None

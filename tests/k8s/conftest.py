@@ -6,7 +6,8 @@ cluster     the running cluster (session): reused when it runs; otherwise starte
 kubectl     run kubectl (the cluster's own version) on the cluster; returns stdout, fails the test with stderr
 helm        run helm on the cluster the same way
 base_image  ``localhost/agp-base:bookworm``, built if needed and imported into the cluster's containerd (session)
-namespace   factory: a new namespace with a unique name, deleted after the test
+namespace   factory: a new namespace with a unique name, deleted after the test (released volumes are
+            recycled first: the default StorageClass ``standard`` has a dozen hostPath volumes)
 
 The test modules of this folder are collected only when the cluster runs (``python3 -m tests.k8s status``), when
 ``-m`` names ``kubernetes``, or when this folder or one of its files is named on the command line: the default
@@ -118,8 +119,9 @@ def base_image(cluster) -> str:
 
 
 @pytest.fixture
-def namespace(kubectl) -> Iterator[Callable[[], str]]:
+def namespace(cluster, kubectl) -> Iterator[Callable[[], str]]:
     made: list[str] = []
+    cluster.recycle_volumes()  # the volumes earlier tests' claims released, emptied and offered again
 
     def make() -> str:
         name = f"t-{uuid.uuid4().hex[:10]}"

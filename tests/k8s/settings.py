@@ -55,6 +55,8 @@ class ClusterSettings:
     service_cidr: str = "10.96.0.0/16"
     pod_cidr: str = "10.244.0.0/24"
     bridge: str = "agp-cni0"
+    volumes: int = 12  # hostPath PersistentVolumes of the default StorageClass, recycled once released
+    volume_size: str = "20Gi"  # their nominal size (the host's disk is what they really share)
     niceness: int = 19  # builds run at the lowest priority: other people's test suites share the 2 cores
 
     @classmethod
@@ -83,6 +85,10 @@ class ClusterSettings:
         return self.cache.parent / "images"
 
     # One running cluster.
+    @property
+    def volumes_dir(self) -> Path:
+        return self.state / "volumes"
+
     @property
     def kubeconfig(self) -> Path:
         """The admin kubeconfig that ``up`` prints."""

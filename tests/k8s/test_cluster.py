@@ -157,3 +157,35 @@ def test_helm_install_waits_for_a_chart_to_be_ready(base_image, helm, kubectl, n
     assert http_get(f"http://{cluster_ip}/").strip() == MARKER
     helm("uninstall", release, "-n", ns, "--wait")
     print(f"helm install --wait of 2 replicas took {took:.1f} s")
+
+
+def test_a_claim_of_the_default_storage_class_keeps_data_across_pods(base_image, kubectl, namespace):
+    ns = namespace()
+    kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(claim))
+
+    def writer(name: str, script: str) -> dict:
+        pod = web_pod(name, base_image, MARKER)
+        container = pod["spec"]["containers"][0]
+        container["command"] = ["sh", "-c", script]
+        del container["readinessProbe"]
+        container["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        pod["spec"]["restartPolicy"] = "Never"
+        pod["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+        return pod
+
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(writer("first", f"echo {MARKER} > /data/kept")))
+    kubectl("wait", "-n", ns, "pod/first", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=120s")
+    kubectl("delete", "-n", ns, "pod/first")
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(writer("second", "cat /data/kept")))
+    kubectl("wait", "-n", ns, "pod/second", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=120s")
+    assert kubectl("logs", "-n", ns, "second").strip() == MARKER
+    bound = json.loads(kubectl("get", "-n", ns, "pvc/data", "-o", "json"))
+    assert bound["status"]["phase"] == "Bound"
+    assert bound["spec"]["storageClassName"] == "standard"

@@ -189,3 +189,15 @@ def test_the_coredns_image_the_cluster_runs_is_the_one_its_build_script_makes():
     script = (Path(__file__).parents[2] / "images" / "coredns" / "build.py").read_text()
     version = next(line.split('"')[1] for line in script.splitlines() if line.startswith("VERSION = "))
     assert f"localhost/agp-coredns:{version}" == COREDNS_IMAGE
+
+
+def test_the_default_storage_class_offers_host_folders_of_the_state_as_volumes(tmp_path):
+    s = settings(tmp_path)
+    objs = configs.storage_manifests(s)
+    sc, pvs = objs[0], objs[1:]
+    assert sc["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+    assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert len(pvs) == s.volumes
+    assert {configs.volume_path(pv).parent for pv in pvs} == {s.volumes_dir}
+    assert configs.volume_path({"metadata": {"name": "someone-elses"}, "spec": {"hostPath": {"path": "/"}}}) is None
+    assert configs.api_path(pvs[0]) == "/api/v1/persistentvolumes/agp-pv-00"
