@@ -1,15 +1,15 @@
-"""Clients of the lab's data plane (S3, the Iceberg REST catalog, Trino) built from the shared settings.
-
-These use the lab's static keys and are for the lab, its tests and admin tools; notebooks get short-lived
-credentials from the workspace service instead.
+"""Clients of the data plane (S3, the Iceberg REST catalog, Trino) built from the shared settings, as the platform
+(provisioning, the lab's set-up, its tests and admin tools); notebooks get short-lived credentials from the
+workspace service instead (agp.kernels.credentials), and use ``tls_session`` from here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .settings import Settings
+if TYPE_CHECKING:  # only for annotations: a kernel's first %sql imports this module for tls_session, not pydantic
+    from .settings import Settings
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:

@@ -68,10 +68,19 @@ def vend(doc: dict, cred: dict, refresh_path: str) -> dict:
     return doc
 
 
-def _check(namespace: str, write: bool, access: dict[str, bool] | None) -> None:
+def _check(namespace: str, write: bool, access: dict[str, bool] | None, call: routes.Call | None = None) -> None:
     if access is None:
         return
     if namespace not in access:
+        # A path that names a table or view is answered as the catalog answers a missing one (NoSuchTable or
+        # NoSuchView): Spark reads `ns.table.snapshots` as a table of namespace `ns.table` first and tries the
+        # metadata table only after a NoSuchTableException.
+        if call is not None and call.values.get("table"):
+            name = f"{namespace}.{call.values['table']}"
+            raise routes.Refused(404, f"There is no table {name!r} in your workspaces.", "NoSuchTableException")
+        if call is not None and call.values.get("view"):
+            name = f"{namespace}.{call.values['view']}"
+            raise routes.Refused(404, f"There is no view {name!r} in your workspaces.", "NoSuchViewException")
         raise routes.Refused(404, f"There is no namespace {namespace!r} in your workspaces.")
     if write and not access[namespace]:
         raise routes.Refused(403, f"Your role in the workspace of {namespace!r} reads but does not write.")
@@ -184,7 +193,7 @@ class CatalogProxy:
             verb = "made" if route.method == "POST" else "dropped"
             raise routes.Refused(403, f"Namespaces are {verb} by workspace provisioning, not from a notebook or SQL.")
         if call.namespace is not None:
-            _check(call.namespace, route.writes and kind != "metrics", who.access)
+            _check(call.namespace, route.writes and kind != "metrics", who.access, call)
         if doc is None:
             return
         namespace = call.namespace or ""
