@@ -17,3 +17,14 @@ def test_the_catalog_image_runs_the_labs_class():
     dockerfile = (ROOT / "images/catalog/Dockerfile").read_text()
     assert "COPY compose/config/catalog/AgpRestCatalog.java" in dockerfile
     assert "USER 10001:0" in dockerfile  # non-root, group 0 (arbitrary UIDs on OpenShift)
+
+
+def test_each_image_installs_its_roles_extra():
+    # The roles are checked against their imports in test_roles.py; each image installs exactly its role.
+    hub = (ROOT / "images/hub/Dockerfile").read_text()
+    notebook = (ROOT / "images/notebook/Dockerfile").read_text()
+    assert "[hub,kubernetes]" in hub and "[notebook]" not in hub
+    assert "[notebook]" in notebook and "[hub" not in notebook and "[lab" not in notebook
+    for dockerfile in (hub, notebook):
+        user = [ln for ln in dockerfile.splitlines() if ln.startswith("USER ")][-1]
+        assert not user.startswith("USER 0") and user.endswith(":0"), user  # non-root, group 0
