@@ -265,23 +265,18 @@ class Cluster:
         s = self.settings
         cmds = configs.commands(s)
         p = configs.pki(s)
-        tls = {"cert": (str(p / "admin.crt"), str(p / "admin.key")), "verify": str(p / "ca.crt")}
+        api = self._session()
 
         self._start("etcd", cmds["etcd"])
+        etcd = requests.Session()
+        etcd.trust_env = False
+        etcd.cert = (str(p / "apiserver-etcd-client.crt"), str(p / "apiserver-etcd-client.key"))
+        etcd.verify = str(p / "ca.crt")
         etcd_health = f"https://127.0.0.1:{s.etcd_client_port}/health"
-        etcd_tls = {
-            "cert": (str(p / "apiserver-etcd-client.crt"), str(p / "apiserver-etcd-client.key")),
-            "verify": str(p / "ca.crt"),
-        }
-        self._wait("etcd answering", lambda: requests.get(etcd_health, timeout=2, **etcd_tls).ok, 30, "etcd")
+        self._wait("etcd answering", lambda: etcd.get(etcd_health, timeout=2).ok, 30, "etcd")
 
         self._start("kube-apiserver", cmds["kube-apiserver"])
-        self._wait(
-            "kube-apiserver ready",
-            lambda: requests.get(f"{self.api}/readyz", timeout=2, **tls).ok,
-            90,
-            "kube-apiserver",
-        )
+        self._wait("kube-apiserver ready", lambda: api.get(f"{self.api}/readyz", timeout=2).ok, 90, "kube-apiserver")
         log.info("  control plane: etcd and kube-apiserver ready")
         self._start("kube-controller-manager", cmds["kube-controller-manager"])
         self._start("kube-scheduler", cmds["kube-scheduler"])
@@ -295,7 +290,7 @@ class Cluster:
         self._wait(f"node {s.node_name} Ready", self.node_ready, 120, "kubelet")
         self._wait(
             "the default service account",
-            lambda: requests.get(f"{self.api}/api/v1/namespaces/default/serviceaccounts/default", timeout=2, **tls).ok,
+            lambda: api.get(f"{self.api}/api/v1/namespaces/default/serviceaccounts/default", timeout=2).ok,
             60,
             "kube-controller-manager",
         )
