@@ -293,7 +293,8 @@ class Settings(BaseSettings):
 
     @property
     def keys_dir(self) -> Path:
-        """The lab's keys (agp.compose.keys): broker signing key, Trino's TLS certificate."""
+        """The platform's keys and generated secrets (made by the lab: agp.compose.keys; mounted from Secrets on
+        Kubernetes): the broker's signing key, Trino's TLS certificate, each service's credentials."""
         return self.lab_dir / "secrets"
 
     @property

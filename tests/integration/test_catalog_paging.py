@@ -99,7 +99,7 @@ def test_pyiceberg_through_the_proxy_lists_everything_with_a_small_page_size(pro
         **{"rest-page-size": "2"},
     )
     assert small.properties["rest-page-size"] == "2", "a client's page size wins over the server's default"
-    assert [t[-1] for t in small.list_tables(ns)] == names
+    assert sorted(t[-1] for t in small.list_tables(ns)) == names  # every table once (the spec orders nothing)
     assert {("demo",), (ns,)} <= set(small.list_namespaces())
 
 

@@ -105,8 +105,13 @@ def test_another_workspace_is_out_of_reach(session, new_workspace):
     other = new_workspace()["namespace"]
     with pytest.raises(Exception) as err:
         session.sql(f"SELECT * FROM iceberg.`{other}`.anything").collect()
-    # The catalog answers as for a namespace that does not exist (an Iceberg REST NoSuchNamespace error).
-    assert "nosuchnamespaceexception" in str(err.value).lower() and "no namespace" in str(err.value).lower()
+    # The catalog answers as for a table that does not exist (NoSuchTable, which Spark reports as not found), the
+    # same as for a missing table of one's own workspace: nothing says that the namespace exists.
+    assert "table_or_view_not_found" in str(err.value).lower()
+    with pytest.raises(Exception) as own:
+        session.sql("SELECT * FROM iceberg.demo.no_such_table_here").collect()
+    shape = lambda e: str(e.value).lower().replace(other, "NS").replace("demo", "NS").replace("no_such_table_here", "T")  # noqa: E731
+    assert shape(err).replace("anything", "T") == shape(own), "another workspace's table reads as a missing one"
 
 
 def test_the_ui_is_on_a_free_port_with_links_for_the_servers_proxy(session):
