@@ -8,7 +8,7 @@ CREATE DATABASE jupyterhub;
 -- docker-compose only: each service's own role owns its database, and no other role may connect to it; the
 -- superuser sets up and is used by no service. The lab makes the same roles at every `agp lab up`
 -- (agp.compose.services.postgres_roles) and reads only the CREATE DATABASE lines above. Passwords are the lab-only
--- defaults of agp.compose.settings.Credentials; tests/unit/test_composition.py checks that the two agree.
+-- defaults of agp.core.settings.Credentials; tests/unit/test_composition.py checks that the two agree.
 CREATE ROLE nessie LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-nessie-db';
 CREATE ROLE iceberg LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-iceberg-db';
 CREATE ROLE keycloak LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-keycloak-db';
