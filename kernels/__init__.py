@@ -42,3 +42,21 @@ def load_ipython_extension(ip: Any) -> None:
     from .sql import install_lazy
 
     install_lazy(ip)
+    default_pyiceberg_catalog()
+
+
+def default_pyiceberg_catalog(environ: Any = None) -> None:
+    """Make pyiceberg's documented ``load_catalog("default")`` (and its CLI) the workspace's catalog: pyiceberg reads
+    ``PYICEBERG_CATALOG__DEFAULT__*`` from the environment. The workspace service's catalog, as this server (its own
+    hub token, already in this process's environment); what a user configures (a variable or ~/.pyiceberg.yaml's
+    ``default``) is left as it is."""
+    import os
+
+    env = os.environ if environ is None else environ
+    service, token = env.get("AGP_WORKSPACE_SERVICE_URL"), env.get("JUPYTERHUB_API_TOKEN")
+    if not service or not token or any(k.startswith("PYICEBERG_CATALOG__DEFAULT__") for k in env):
+        return
+    env["PYICEBERG_CATALOG__DEFAULT__TYPE"] = "rest"
+    env["PYICEBERG_CATALOG__DEFAULT__URI"] = service.rstrip("/") + "/iceberg"
+    env["PYICEBERG_CATALOG__DEFAULT__TOKEN"] = token
+    env["PYICEBERG_CATALOG__DEFAULT__WAREHOUSE"] = env.get("AGP_CATALOG_WAREHOUSE", "warehouse")

@@ -126,6 +126,16 @@ def taxi(nb, ns):
     nb.execute(f"catalog.drop_table('{ns}.{name}')")
 
 
+def test_pyicebergs_own_load_catalog_default_is_the_workspaces(nb, ns):
+    """The getting-started page's first cell, as written: ``load_catalog("default")`` (before: no configuration)."""
+    got = values(
+        nb,
+        'from pyiceberg.catalog import load_catalog\ndocs_catalog = load_catalog("default")',
+        "[list(n) for n in docs_catalog.list_namespaces()]",
+    )
+    assert [ns] in got, got
+
+
 def test_getting_started_creates_appends_and_scans_to_arrow_and_pandas(nb, ns, taxi):
     got = values(
         nb,
