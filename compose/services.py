@@ -336,16 +336,17 @@ def minio(s: Settings, p: LabPaths) -> Service:
     )
 
 
+# A catalog's JVM on one machine: a small heap, the serial collector, the quick first-tier compiler.
+SMALL_JVM = ("-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+
+
 def nessie(s: Settings, p: LabPaths, java: Java) -> Service:
     return Service(
         name="nessie",
         title=f"Nessie {versions.NESSIE_VERSION} (Iceberg REST catalog)",
         command=(
             str(java.binary),
-            "-Xms64m",
-            "-Xmx512m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            *SMALL_JVM,
             # Vert.x caches files under /tmp/vertx-cache by default, a folder every user may write to.
             f"-Dvertx.cacheDirBase={p.nessie / 'vertx-cache'}",
             f"-Dquarkus.config.locations={CONFIG_DIR / 'nessie' / 'application.properties'}",
@@ -408,10 +409,7 @@ def iceberg_rest(s: Settings, p: LabPaths, java: Java) -> Service:
         title=f"Iceberg REST catalog {versions.ICEBERG_VERSION} (JDBC in PostgreSQL)",
         command=(
             str(java.binary),
-            "-Xms64m",
-            "-Xmx512m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            *SMALL_JVM,
             # Each table load and commit is an INFO line of Iceberg's; keep the log to what needs reading.
             "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.BaseMetastoreTableOperations=warn",
             "-Dorg.slf4j.simpleLogger.log.org.apache.iceberg.BaseMetastoreCatalog=warn",
