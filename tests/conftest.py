@@ -25,6 +25,7 @@ Integration tests are marked ``integration``; when one fails, the tail of each l
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import uuid
@@ -210,6 +211,34 @@ def query_rows(conn, sql: str) -> list:
     cur = conn.cursor()
     cur.execute(sql)
     return cur.fetchall()
+
+
+@contextlib.contextmanager
+def two_workspaces(prefix: str, admin_api, user_api, settings: Settings, hub_url: str) -> Iterator[dict]:
+    """Workspaces A (alice, editor) and B (bob, editor), each with a table ``secrets`` holding its own value, for
+    attacks across a workspace boundary; removed again afterwards, also when making them failed half-way. Yields
+    the slugs ``a``/``b``, the schemas ``sa``/``sb``, alice's hub ``token`` and her ``alice`` broker client."""
+    from agp.kernels.credentials import BrokerClient
+    from agp.kernels.credentials import trino_connect as broker_trino
+
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"{prefix}-a-{tag}", f"{prefix}-b-{tag}"
+    sa, sb = a.replace("-", "_"), b.replace("-", "_")
+    try:
+        for slug, user in ((a, "alice"), (b, "bob")):
+            assert admin_api("POST", "/workspaces", json={"slug": slug}).status_code == 201
+            assert admin_api("PUT", f"/workspaces/{slug}/members/{user}", json={"role": "editor"}).status_code == 200
+            with clients.trino_connect(settings) as conn:
+                cur = conn.cursor()
+                cur.execute(f"CREATE TABLE iceberg.\"{slug.replace('-', '_')}\".secrets AS SELECT '{slug}-secret' AS v")
+                cur.fetchall()
+        token = user_api("alice").http.headers["Authorization"].split()[1]
+        alice = BrokerClient(f"{hub_url}/services/workspaces", token, a)
+        wait_until(lambda: query_rows(broker_trino(alice), f'SELECT v FROM "{sa}".secrets'))
+        yield {"a": a, "b": b, "sa": sa, "sb": sb, "alice": alice, "token": token}
+    finally:
+        for slug in (a, b):
+            remove_workspace(settings, slug)
 
 
 def remove_workspace(settings: Settings, slug: str) -> None:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import http.client
 import json
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import pytest
 import trino
-from conftest import query_rows, wait_until
+from conftest import query_rows
 
 from agp.core import clients
-from agp.kernels.credentials import BrokerClient
 from agp.kernels.credentials import trino_connect as broker_trino
 
 pytestmark = pytest.mark.integration
@@ -40,39 +38,18 @@ def _leak(what: str) -> None:
 @pytest.fixture(scope="module")
 def ab(admin_api, user_api, settings, hub_url):
     """Workspaces A (alice, editor) and B (bob, editor), each with a table `secrets` holding its own value."""
-    from conftest import remove_workspace
+    from conftest import two_workspaces
 
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"bd-a-{tag}", f"bd-b-{tag}"
-    for slug, user in ((a, "alice"), (b, "bob")):
-        assert admin_api("POST", "/workspaces", json={"slug": slug}).status_code == 201
-        assert admin_api("PUT", f"/workspaces/{slug}/members/{user}", json={"role": "editor"}).status_code == 200
+    with two_workspaces("bd", admin_api, user_api, settings, hub_url) as ws:
+        catalog = clients.load_catalog(settings)
+        ws["b_metadata"] = catalog.load_table(f"{ws['sb']}.secrets").metadata_location
+        ws["b_location"] = catalog.load_table(f"{ws['sb']}.secrets").location()
+        yield ws
         with clients.trino_connect(settings) as conn:
             cur = conn.cursor()
-            cur.execute(f"CREATE TABLE iceberg.\"{slug.replace('-', '_')}\".secrets AS SELECT '{slug}-secret' AS v")
-            cur.fetchall()
-    token = user_api("alice").http.headers["Authorization"].split()[1]
-    alice = BrokerClient(f"{hub_url}/services/workspaces", token, a)
-    sa, sb = a.replace("-", "_"), b.replace("-", "_")
-    wait_until(lambda: query_rows(broker_trino(alice), f'SELECT v FROM "{sa}".secrets'))
-    catalog = clients.load_catalog(settings)
-    yield {
-        "a": a,
-        "b": b,
-        "sa": sa,
-        "sb": sb,
-        "alice": alice,
-        "token": token,
-        "b_metadata": catalog.load_table(f"{sb}.secrets").metadata_location,
-        "b_location": catalog.load_table(f"{sb}.secrets").location(),
-    }
-    with clients.trino_connect(settings) as conn:  # pyiceberg sees no view endpoints at Nessie 0.99
-        cur = conn.cursor()
-        for view in ("peek", "owned"):
-            cur.execute(f'DROP VIEW IF EXISTS iceberg."{sa}".{view}')
-            cur.fetchall()
-    for slug in (a, b):
-        remove_workspace(settings, slug)
+            for view in ("peek", "owned"):
+                cur.execute(f'DROP VIEW IF EXISTS iceberg."{ws["sa"]}".{view}')
+                cur.fetchall()
     print(f"\nboundary suite: {COUNTS['attempts']} attempts, {COUNTS['denials']} denials, {COUNTS['leaks']} leaks")
     for leak in LEAKS:
         print(f"  LEAK: {leak}")

@@ -26,14 +26,12 @@ from __future__ import annotations
 import http.client
 import json
 import time
-import uuid
 
 import pytest
 import trino
-from conftest import query_rows, remove_workspace, wait_until
+from conftest import query_rows, two_workspaces
 
 from agp.core import clients
-from agp.kernels.credentials import BrokerClient
 from agp.kernels.credentials import load_catalog as broker_catalog
 from agp.kernels.credentials import s3_client as broker_s3
 from agp.kernels.credentials import trino_connect as broker_trino
@@ -47,32 +45,18 @@ SCHEMA_X = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "x", 
 @pytest.fixture(scope="module")
 def ab(admin_api, user_api, settings, hub_url):
     """Workspaces A (alice, editor) and B (bob, editor), each with a table `secrets` holding its own value."""
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"ca-a-{tag}", f"ca-b-{tag}"
-    sa, sb = a.replace("-", "_"), b.replace("-", "_")
-    try:
-        for slug, user in ((a, "alice"), (b, "bob")):
-            assert admin_api("POST", "/workspaces", json={"slug": slug}).status_code == 201
-            assert admin_api("PUT", f"/workspaces/{slug}/members/{user}", json={"role": "editor"}).status_code == 200
+    with two_workspaces("ca", admin_api, user_api, settings, hub_url) as ws:
+        try:
+            yield ws
+        finally:
             with clients.trino_connect(settings) as conn:
                 cur = conn.cursor()
-                cur.execute(f"CREATE TABLE iceberg.\"{slug.replace('-', '_')}\".secrets AS SELECT '{slug}-secret' AS v")
-                cur.fetchall()
-        token = user_api("alice").http.headers["Authorization"].split()[1]
-        alice = BrokerClient(f"{hub_url}/services/workspaces", token, a)
-        wait_until(lambda: query_rows(broker_trino(alice), f'SELECT v FROM "{sa}".secrets'))
-        yield {"a": a, "b": b, "sa": sa, "sb": sb, "alice": alice, "token": token}
-    finally:
-        with clients.trino_connect(settings) as conn:
-            cur = conn.cursor()
-            for view in ("report", "feed", "peek"):
-                try:
-                    cur.execute(f'DROP VIEW IF EXISTS iceberg."{sa}".{view}')
-                    cur.fetchall()
-                except trino.exceptions.TrinoQueryError:
-                    pass  # the schema was never made
-        for slug in (a, b):
-            remove_workspace(settings, slug)
+                for view in ("report", "feed", "peek"):
+                    try:
+                        cur.execute(f'DROP VIEW IF EXISTS iceberg."{ws["sa"]}".{view}')
+                        cur.fetchall()
+                    except trino.exceptions.TrinoQueryError:
+                        pass  # the schema was never made
 
 
 def proxy(settings, token: str, method: str, path: str, body: dict | None = None) -> tuple[int, str, str]:

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from agp.core import versions
 from agp.compose.services import CONFIG_DIR, catalog_policy, shared_env
+from agp.core import versions
 from agp.core.settings import DB_ROLES, Ports, Settings
 
 COMPOSE_FILE = CONFIG_DIR.parent / "docker-compose.yml"
