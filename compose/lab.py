@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import pwd
-import re
 import secrets
 import shutil
 import stat
@@ -26,7 +25,8 @@ import psutil
 from rich.console import Console
 
 from agp.core import clients, versions
-from agp.core.settings import GENERATED_CREDENTIALS, Settings
+from agp.core.settings import CATALOGS, GENERATED_CREDENTIALS, Settings
+from agp.hub import setup
 from agp.hub.trino_rules import build_rules, write_atomically
 
 from . import fetch, health, java, keys, ports, runtime, services
@@ -473,44 +473,14 @@ class Lab:
                 time.sleep(0.5)
 
     def _bootstrap(self) -> None:
-        """Databases and the lab's buckets, created once; both are what phase 2 needs."""
-        import psycopg
-
-        wanted = re.findall(r"CREATE DATABASE (\w+);", (services.CONFIG_DIR / "postgres" / "init.sql").read_text())
-        with psycopg.connect(self.settings.postgres_dsn, autocommit=True) as conn:
-            have = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-            for db in wanted:
-                if db not in have:
-                    conn.execute(f'CREATE DATABASE "{db}"')
-        self._db_roles()
-        self._buckets()
-        self._broker_user()
-        self._provisioner_user()
-        if self.settings.catalog == "nessie" or self._nessie_to_migrate():
-            self._nessie_user()
-        if self.settings.catalog != "nessie":
-            self._catalog_user()
-        self._trino_user()
-
-    def _db_roles(self) -> None:
-        """Each service's own PostgreSQL role owning its own database (services.postgres_roles); also migrates a
-        lab made when every service used the superuser. A running service takes its role at its next restart."""
-        import psycopg
-
+        """Databases, roles, the lab's buckets and each service's S3 user (agp.hub.setup, the runtime's own)."""
         s = self.settings
-        for database, statements in services.postgres_roles(s).items():
-            url = s.database_url(database, "postgresql", role=s.credentials.postgres_user)
-            with psycopg.connect(url, autocommit=True) as conn:
-                for statement in statements:
-                    conn.execute(statement)
-
-    def _buckets(self) -> None:
-        """The Iceberg warehouse and the bucket where Trino spools large results (it prunes what it leaves)."""
-        s3 = self.s3_client()
-        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        for bucket in (self.settings.warehouse_bucket, self.settings.trino_spooling_bucket):
-            if bucket not in existing:
-                s3.create_bucket(Bucket=bucket)
+        setup.ensure_databases(s)
+        setup.ensure_db_roles(s)
+        setup.ensure_buckets(self.s3_client(), s)
+        catalogs = tuple(c for c in CATALOGS if c == s.catalog or (c == "nessie" and self._nessie_to_migrate()))
+        for user in setup.s3_users(s, catalogs):
+            setup.ensure_s3_user(s, *user)
 
     def _ensure_realm_clients(self) -> None:
         """Clients of the realm file that a realm imported by an older lab lacks (import skips existing realms)."""
@@ -572,45 +542,6 @@ class Lab:
                 http.put(f"{base}/{client['id']}", json={**client, **changes}, timeout=30).raise_for_status()
                 log.info("Keycloak client %s: %s", client["clientId"], changes)
 
-    def _minio_user(self, policy_name: str, policy: dict, access_key: str, secret_key: str) -> None:
-        """A MinIO user of one platform service with its own policy (idempotent: both are set again at each up)."""
-        from minio.credentials import StaticProvider
-        from minio.minioadmin import MinioAdmin
-
-        s, c = self.settings, self.settings.credentials
-        admin = MinioAdmin(
-            endpoint=f"{s.host}:{s.ports.minio}",
-            credentials=StaticProvider(c.s3_access_key, c.s3_secret_key),
-            secure=False,
-        )
-        admin.policy_add(policy_name, policy=policy)
-        admin.user_add(access_key, secret_key)
-        admin.policy_set(policy_name, user=access_key)
-
-    def _broker_user(self) -> None:
-        """The MinIO user whose roles the credential broker assumes: it reaches workspace buckets and no other."""
-        s, c = self.settings, self.settings.credentials
-        policy = services.broker_policy(warehouse=s.warehouse_bucket)
-        self._minio_user("agp-workspaces", policy, c.broker_access_key, c.broker_secret_key)
-
-    def _provisioner_user(self) -> None:
-        """Workspace provisioning's MinIO user: it makes and removes `agp-ws-*` buckets and reads no object."""
-        c = self.settings.credentials
-        policy = services.provisioner_policy()
-        self._minio_user("agp-provisioner", policy, c.provisioner_access_key, c.provisioner_secret_key)
-
-    def _nessie_user(self) -> None:
-        """The catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
-        s, c = self.settings, self.settings.credentials
-        policy = services.catalog_policy(s.warehouse_bucket)
-        self._minio_user("agp-catalog", policy, c.nessie_s3_access_key, c.nessie_s3_secret_key)
-
-    def _catalog_user(self) -> None:
-        """The Iceberg REST catalog's own MinIO user: the warehouse and the workspace buckets, not the root keys."""
-        s, c = self.settings, self.settings.credentials
-        policy = services.catalog_policy(s.warehouse_bucket)
-        self._minio_user("agp-catalog", policy, c.catalog_s3_access_key, c.catalog_s3_secret_key)
-
     def _migrate_from_nessie(self) -> None:
         """Register every namespace, table and view of the lab's Nessie in the Iceberg REST catalog (by reference:
         no data file is read or copied), then stop Nessie for good; its database stays, untouched."""
@@ -640,12 +571,6 @@ class Lab:
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {report}\n"
         )
         self.supervisor.stop_program("nessie")
-
-    def _trino_user(self) -> None:
-        """Trino's own MinIO user, for its spooling manager: the spooling bucket alone."""
-        s, c = self.settings, self.settings.credentials
-        policy = services.trino_policy(s.trino_spooling_bucket)
-        self._minio_user("agp-trino", policy, c.trino_s3_access_key, c.trino_s3_secret_key)
 
     def _seed_demo(self) -> None:
         """The demo workspace with both demo data scientists and one small Iceberg table, made once."""

@@ -6,12 +6,19 @@ Nothing here starts a process or touches the network; :mod:`agp.compose.lab` doe
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agp.core import versions
-from agp.core.settings import DB_ROLES, GENERATED_CREDENTIALS, HUB_READS, Settings
+from agp.core.settings import DB_ROLES, GENERATED_CREDENTIALS, Settings
+from agp.hub.setup import (  # noqa: F401 (the lab's set-up is the runtime's: re-exported for its callers)
+    broker_policy,
+    catalog_policy,
+    objects_policy,
+    postgres_roles,
+    provisioner_policy,
+    trino_policy,
+)
 
 from .java import Java
 from .keys import ISSUER, TRINO_AUDIENCE, KeyPaths
@@ -117,68 +124,6 @@ def shared_env(s: Settings) -> dict[str, str]:
     }
 
 
-def broker_policy(bucket_prefix: str = "agp-ws-", warehouse: str | None = None) -> dict:
-    """The broker user's own MinIO policy; each brokered credential narrows it further to one bucket. The
-    warehouse holds the platform's namespaces that are no workspace's: the catalog proxy vends for it to
-    platform admins and Trino only."""
-    resources = [f"arn:aws:s3:::{bucket_prefix}*", f"arn:aws:s3:::{bucket_prefix}*/*"]
-    if warehouse:
-        resources += [f"arn:aws:s3:::{warehouse}", f"arn:aws:s3:::{warehouse}/*"]
-    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}]}
-
-
-def provisioner_policy(bucket_prefix: str = "agp-ws-") -> dict:
-    """Workspace provisioning's own MinIO policy: make, find and remove workspace buckets; no object, no other
-    bucket (a workspace's data is read and written with its members' brokered credentials only)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                # No s3:ListBucket: the names of a workspace's objects are its members' to read.
-                "Action": ["s3:CreateBucket", "s3:DeleteBucket", "s3:GetBucketLocation"],
-                "Resource": [f"arn:aws:s3:::{bucket_prefix}*"],
-            }
-        ],
-    }
-
-
-def catalog_policy(warehouse_bucket: str, bucket_prefix: str = "agp-ws-") -> dict:
-    """The catalog's own MinIO policy: the warehouse and the workspace buckets, nothing else (no spooling bucket,
-    no bucket administration)."""
-    return objects_policy([warehouse_bucket, f"{bucket_prefix}*"])
-
-
-def trino_policy(spooling_bucket: str) -> dict:
-    """Trino's own MinIO policy: its spooling bucket alone. Tables come with vended credentials of their own."""
-    return objects_policy([spooling_bucket])
-
-
-def objects_policy(buckets: list[str]) -> dict:
-    """Listing and object reads and writes in ``buckets`` (names or ``prefix*``); no bucket administration."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                "Resource": [f"arn:aws:s3:::{b}" for b in buckets],
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:AbortMultipartUpload",
-                    "s3:ListMultipartUploadParts",
-                ],
-                "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets],
-            },
-        ],
-    }
-
-
 # Credentials that the hub and its workspace service never use, blanked in the settings file they read: the
 # PostgreSQL superuser and other services' own secrets.
 NOT_FOR_THE_HUB = (
@@ -197,76 +142,6 @@ NOT_FOR_THE_HUB = (
 def hub_settings(s: Settings) -> Settings:
     """The settings the hub and the workspace service read (``<lab>/hub/settings.json``)."""
     return s.model_copy(update={"credentials": s.credentials.model_copy(update=dict.fromkeys(NOT_FOR_THE_HUB, ""))})
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _role_name(name: str) -> str:
-    """A role or database name fit to be spelled inside SQL as it is; anything else is refused."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise ValueError(f"{name!r} is not a plain PostgreSQL name (lower-case letters, digits, _)")
-    return name
-
-
-def postgres_roles(s: Settings) -> dict[str, list[str]]:
-    """SQL that gives each platform database its own login role (:data:`DB_ROLES`), run by the superuser: database
-    to run in -> statements, in order. Idempotent; also migrates a lab whose services all used the superuser."""
-    su = _role_name(s.credentials.postgres_user)
-    hub = DB_ROLES["jupyterhub"]
-    limits = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
-    cluster = []
-    for database, role in DB_ROLES.items():
-        database, role = _role_name(database), _role_name(role)
-        cluster += [
-            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
-            f'CREATE ROLE "{role}"; END IF; END $$',
-            f'ALTER ROLE "{role}" {limits} PASSWORD {_literal(s.db_password(role))}',
-            f'ALTER DATABASE "{database}" OWNER TO "{role}"',
-            f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC',
-        ]
-    cluster.append(f'GRANT CONNECT ON DATABASE "{HUB_READS}" TO "{hub}"')
-    # Nor may the platform's roles enter the maintenance databases (only the superuser's set-up uses them).
-    cluster += [f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC" for db in ("postgres", "template1")]
-    per_db: dict[str, list[str]] = {"postgres": cluster}
-    for database, role in DB_ROLES.items():
-        # REASSIGN OWNED cannot move objects of the bootstrap superuser (it owns the system catalogs): each object
-        # the superuser made in this database (tables with their sequences, views, free sequences, enums)
-        # goes to the database's role.
-        per_db[database] = [_reassign_from(su, role)]
-    owner = DB_ROLES[HUB_READS]
-    per_db[HUB_READS] += [
-        f'GRANT USAGE ON SCHEMA public TO "{hub}"',
-        f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{hub}"',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{owner}" IN SCHEMA public GRANT SELECT ON TABLES TO "{hub}"',
-    ]
-    return per_db
-
-
-def _reassign_from(old: str, new: str) -> str:
-    old, new = _role_name(old), _role_name(new)
-    return f"""DO $$ DECLARE r record; BEGIN
-  FOR r IN SELECT c.oid::regclass AS obj, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relowner = '{old}'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-  LOOP
-    EXECUTE format('ALTER %s %s OWNER TO "{new}"',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
-        ELSE 'TABLE' END, r.obj);
-  END LOOP;
-  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relowner = '{old}'::regrole AND c.relkind = 'S' AND n.nspname <> 'pg_catalog'
-  LOOP
-    EXECUTE format('ALTER SEQUENCE %s OWNER TO "{new}"', r.obj);
-  END LOOP;
-  FOR r IN SELECT t.oid::regtype AS obj FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-    WHERE t.typowner = '{old}'::regrole AND t.typtype = 'e'
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  LOOP
-    EXECUTE format('ALTER TYPE %s OWNER TO "{new}"', r.obj);
-  END LOOP;
-END $$"""  # noqa: S608 (names checked by _role_name, no value of a request)
 
 
 def java_env(java: Java) -> dict[str, str]:

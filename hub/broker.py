@@ -86,7 +86,7 @@ class Broker:
             "token": token,
             "expires_at": exp,
             "user": user,
-            "host": s.host,
+            "host": s.host_of("trino_https"),
             "port": s.ports.trino_https,
             "http_scheme": "https",
             "catalog": "iceberg",

@@ -21,19 +21,25 @@ TEMPLATES = Path(__file__).parent / "templates"
 SERVICE = "workspaces"
 
 
-def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") -> None:
-    s, host = settings, settings.host
+def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy", config_file: str | None = None) -> None:
+    """Configure JupyterHub from ``settings``; ``config_file`` (the hub's AGP_CONFIG) is handed to the workspace
+    service, which reads the same settings."""
+    s, host = settings, settings.bind_address
     state = s.lab_dir / "hub"
     state.mkdir(parents=True, exist_ok=True)
 
-    c.JupyterHub.bind_url = s.hub_url
+    c.JupyterHub.bind_url = f"http://{host}:{s.ports.hub}"
     c.JupyterHub.hub_bind_url = f"http://{host}:{s.ports.hub_api}"
+    if s.host_of("hub_api") != s.bind_address:
+        c.JupyterHub.hub_connect_url = s.url("hub_api")  # servers and the proxy reach the hub by its own name
     c.JupyterHub.db_url = s.hub_db_url
     c.JupyterHub.db_kwargs = {"pool_pre_ping": True}  # survive a PostgreSQL restart without a failed request
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = [chp]
-    c.ConfigurableHTTPProxy.api_url = f"http://{host}:{s.ports.proxy_api}"
+    c.ConfigurableHTTPProxy.api_url = s.url("proxy_api")
+    if s.host_of("proxy_api") != s.host:
+        c.ConfigurableHTTPProxy.should_start = False  # a proxy of its own (a pod), which outlives hub restarts
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.default_url = "/hub/home"
@@ -45,8 +51,8 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     c.KeycloakOAuthenticator.issuer = s.keycloak_issuer
     c.KeycloakOAuthenticator.client_id = "jupyterhub"
     c.KeycloakOAuthenticator.client_secret = s.credentials.hub_client_secret
-    c.KeycloakOAuthenticator.oauth_callback_url = f"{s.hub_url}/hub/oauth_callback"
-    c.KeycloakOAuthenticator.post_logout_url = f"{s.hub_url}/hub/login"
+    c.KeycloakOAuthenticator.oauth_callback_url = f"{s.browser_url}/hub/oauth_callback"
+    c.KeycloakOAuthenticator.post_logout_url = f"{s.browser_url}/hub/login"
     c.KeycloakOAuthenticator.admin_groups = {"platform-admins"}
     c.KeycloakOAuthenticator.allow_all = True
     c.KeycloakOAuthenticator.login_service = "Antigravity (Keycloak)"
@@ -54,6 +60,14 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
     # One named server per workspace.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0
+    if s.spawner == "kubernetes":
+        # A pod per server; the deployment's traitlets config (the chart's `singleuser`) names image and storage.
+        c.JupyterHub.spawner_class = "workspace-kube"
+        c.WorkspaceKubeSpawner.db_url = s.hub_workspaces_db_url
+        c.WorkspaceKubeSpawner.data_plane_env = data_plane_env(s)
+        c.WorkspaceKubeSpawner.cmd = ["jupyterhub-singleuser"]
+        c.WorkspaceKubeSpawner.image_pull_policy = "IfNotPresent"
+        return _common(c, s, state, config_file)
     c.JupyterHub.spawner_class = "workspace-local"
     c.WorkspaceLocalSpawner.db_url = s.hub_workspaces_db_url  # the hub's own role: reads only
     c.WorkspaceLocalSpawner.run_as_os_users = s.run_as_os_users
@@ -71,6 +85,11 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
         c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
         c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
         c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    _common(c, s, state, config_file)
+
+
+def _common(c: Any, s: Settings, state: Path, config_file: str | None) -> None:
+    """What every flavour of the hub shares: the server's token, the workspace service, the pages."""
     # The server's own token may also ask the workspace service (the credential broker) for its user.
     c.Spawner.server_token_scopes = [
         "users:activity!user",
@@ -86,10 +105,10 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy") 
         {
             "name": SERVICE,
             "display": True,
-            "url": f"http://{host}:{s.ports.workspaces}",
+            "url": s.url("workspaces"),
             "command": [sys.executable, "-m", "agp.hub.service"],
             "oauth_no_confirm": True,
-            "environment": {"AGP_CONFIG": str(state / "settings.json")},
+            "environment": {"AGP_CONFIG": config_file or str(state / "settings.json")},
         }
     ]
     c.JupyterHub.load_roles = [
@@ -133,3 +152,17 @@ def _my_workspaces(db_url: str, user: Any) -> list[dict]:
             }
         )
     return out
+
+
+def load_overrides(c: Any, path: str) -> None:
+    """Apply a traitlets config file over what :func:`configure` set: ``{"KubeSpawner": {"image": ...}, ...}`` as
+    JSON or YAML, the shape of zero-to-jupyterhub's ``hub.config`` values (the Helm chart renders its ``hub.config``
+    and ``singleuser`` values into one). Traitlets' own loaders read JSON only; YAML is what charts write."""
+    import yaml
+    from traitlets.config import Config
+
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of configurable class -> {{trait: value}}")
+    c.merge(Config(data))

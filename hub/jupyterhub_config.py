@@ -1,9 +1,18 @@
 # JupyterHub's config file for Antigravity: everything comes from agp.hub.config and the shared settings.
-# The lab starts the hub with `jupyterhub -f <this file>` and AGP_CONFIG naming the lab's settings.
+# The lab starts the hub with `jupyterhub -f <this file>` and AGP_CONFIG naming the lab's settings; on Kubernetes
+# AGP_HUB_CONFIG also names the chart's traitlets config (its `hub.config` values), applied last.
+import os
 import shutil
 
 from agp.core.settings import Settings
-from agp.hub.config import configure
+from agp.hub.config import configure, load_overrides
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
-configure(c, Settings(), chp=shutil.which("configurable-http-proxy") or "configurable-http-proxy")
+configure(
+    c,
+    Settings(),
+    chp=shutil.which("configurable-http-proxy") or "configurable-http-proxy",
+    config_file=os.environ.get("AGP_CONFIG"),
+)
+if os.environ.get("AGP_HUB_CONFIG"):
+    load_overrides(c, os.environ["AGP_HUB_CONFIG"])

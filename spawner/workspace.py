@@ -34,7 +34,7 @@ def check_spawn(server_name: str, ws: Workspace | None, caller: Caller) -> Works
 def data_plane_env(settings: Settings) -> dict[str, str]:
     """Endpoints a workspace server is given (no secrets: the kernel asks the broker for short-lived ones)."""
     return {
-        "AGP_TRINO_HOST": settings.host,
+        "AGP_TRINO_HOST": settings.host_of("trino"),
         "AGP_TRINO_PORT": str(settings.ports.trino),
         "AGP_TRINO_CATALOG": "iceberg",
         "AGP_S3_ENDPOINT": settings.s3_endpoint,
@@ -43,7 +43,7 @@ def data_plane_env(settings: Settings) -> dict[str, str]:
         "AGP_CATALOG_WAREHOUSE": "warehouse",
         "AGP_SPARK_MASTER": "local[2]",
         "AGP_WORKSPACE_SERVICE_URL": settings.hub_url + "/services/workspaces",
-        "AGP_PUBLIC_URL": settings.hub_url,  # where users' browsers reach the hub (Spark UI redirects)
+        "AGP_PUBLIC_URL": settings.browser_url,  # where users' browsers reach the hub (Spark UI redirects)
     }
 
 

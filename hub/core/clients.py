@@ -81,7 +81,7 @@ def trino_connect(settings: Settings, user: str = SERVICE_USER, schema: str | No
     token, _ = mint_trino_token(paths.broker_private.read_bytes(), user, ttl=ttl)
     return trino.dbapi.connect(
         http_session=tls_session(paths.trino_ca),
-        host=settings.host,
+        host=settings.host_of("trino_https"),
         port=settings.ports.trino_https,
         user=user,
         catalog="iceberg",

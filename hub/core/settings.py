@@ -93,6 +93,11 @@ class Credentials(BaseModel):
         description="bearer token of the Iceberg REST catalog (catalog=iceberg-rest): the workspace service alone "
         "holds it; every other caller is refused before any catalog code runs",
     )
+    trino_rules_token: str = Field(
+        "",
+        description="bearer token Trino's rules follower presents to fetch the access rules from the workspace "
+        "service (GET /services/workspaces/trino/rules.json); empty (the default) refuses every caller",
+    )
     catalog_db_password: str = Field(
         "agp-lab-iceberg-db", description="PostgreSQL role `iceberg` (owns database iceberg, the JDBC catalog)"
     )
@@ -141,6 +146,7 @@ GENERATED_CREDENTIALS = {
     "workspaces_db_password": "postgres-agp_workspaces.password",
     "nessie_s3_secret_key": "minio-agp-nessie.secret",
     "catalog_token": "catalog.token",
+    "trino_rules_token": "trino-rules.token",
     "catalog_db_password": "postgres-iceberg.password",
     "catalog_s3_secret_key": "minio-agp-iceberg.secret",
 }
@@ -164,6 +170,24 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address every lab service binds and is reached on")
     ports: Ports = Field(default_factory=Ports)
+    hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="where a service is reached when it is not on `host`, by port name (e.g. AGP_HOSTS__TRINO=trino, "
+        "AGP_HOSTS__POSTGRES=db.example.org): on Kubernetes each service is a DNS name of its own",
+    )
+    bind_host: str | None = Field(
+        None, description="address the hub and the workspace service bind (default: `host`; 0.0.0.0 in a container)"
+    )
+    public_url: str | None = Field(
+        None,
+        description="the hub's address in users' browsers (OAuth callback, logout, links), when it differs from "
+        "where services reach it (default: the hub on `host`)",
+    )
+    secrets_dir: Path | None = Field(
+        None,
+        description="folder of the platform's keys and generated secrets, one file each (default: <lab_dir>/secrets;"
+        " on Kubernetes the mounted Secret)",
+    )
     catalog: Literal["iceberg-rest", "nessie"] = Field(
         "iceberg-rest",
         description="the Iceberg REST catalog behind the workspace service: `iceberg-rest` (Apache Iceberg's REST "
@@ -172,6 +196,12 @@ class Settings(BaseSettings):
         "tables registered in the new catalog at its next `agp lab up`",
     )
     credentials: Credentials = Field(default_factory=Credentials)
+    spawner: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="where workspace servers run: `local` (a process on the hub's machine: the mini-lab) or "
+        "`kubernetes` (a pod per server, KubeSpawner; its image, storage and namespace come from the hub's "
+        "traitlets config, e.g. the Helm chart's `singleuser` values)",
+    )
     warehouse_bucket: str = Field("agp-warehouse", description="S3 bucket of the Iceberg warehouse")
     trino_spooling_bucket: str = Field(
         "agp-trino-spooling",
@@ -262,9 +292,27 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
 
+    @field_validator("hosts", mode="after")
+    @classmethod
+    def _known_hosts(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(Ports.model_fields))
+        if unknown:
+            raise ValueError(
+                f"hosts names no such service: {', '.join(unknown)}; one of {', '.join(Ports.model_fields)}"
+            )
+        return v
+
     # Derived endpoints: one place that spells every URL.
+    def host_of(self, port_name: str) -> str:
+        """Where the service behind ``port_name`` is reached: its own entry in ``hosts``, else ``host``."""
+        return self.hosts.get(port_name) or self.host
+
+    @property
+    def bind_address(self) -> str:
+        return self.bind_host or self.host
+
     def url(self, port_name: str, path: str = "") -> str:
-        return f"http://{self.host}:{getattr(self.ports, port_name)}{path}"
+        return f"http://{self.host_of(port_name)}:{getattr(self.ports, port_name)}{path}"
 
     @property
     def s3_endpoint(self) -> str:
@@ -295,7 +343,7 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """The platform's keys and generated secrets (made by the lab: agp.compose.keys; mounted from Secrets on
         Kubernetes): the broker's signing key, Trino's TLS certificate, each service's credentials."""
-        return self.lab_dir / "secrets"
+        return self.secrets_dir.expanduser().absolute() if self.secrets_dir else self.lab_dir / "secrets"
 
     @property
     def trino_rules_path(self) -> Path:
@@ -304,7 +352,7 @@ class Settings(BaseSettings):
 
     @property
     def trino_https_url(self) -> str:
-        return f"https://{self.host}:{self.ports.trino_https}"
+        return f"https://{self.host_of('trino_https')}:{self.ports.trino_https}"
 
     @property
     def catalog_uri(self) -> str:
@@ -340,7 +388,7 @@ class Settings(BaseSettings):
     def database_url(self, database: str, driver: str = "postgresql+psycopg", role: str | None = None) -> str:
         """URL of ``database`` as ``role`` (default: the role that owns it, else the superuser)."""
         role = role or DB_ROLES.get(database, self.credentials.postgres_user)
-        return f"{driver}://{role}:{self.db_password(role)}@{self.host}:{self.ports.postgres}/{database}"
+        return f"{driver}://{role}:{self.db_password(role)}@{self.host_of('postgres')}:{self.ports.postgres}/{database}"
 
     @property
     def db_url(self) -> str:
@@ -359,7 +407,13 @@ class Settings(BaseSettings):
 
     @property
     def hub_url(self) -> str:
+        """The hub's proxy as services and servers reach it."""
         return self.url("hub")
+
+    @property
+    def browser_url(self) -> str:
+        """The hub as users' browsers reach it (``public_url``, else :attr:`hub_url`)."""
+        return (self.public_url or self.hub_url).rstrip("/")
 
     @property
     def keycloak_token_url(self) -> str:
@@ -369,7 +423,7 @@ class Settings(BaseSettings):
     def trino_catalog_uri(self) -> str:
         """The catalog as Trino reaches it: the workspace service's proxy, directly, so that every table comes with
         a credential for its own workspace's bucket (vended) and Trino holds no S3 key of its own."""
-        return f"http://{self.host}:{self.ports.workspaces}/services/workspaces/iceberg"
+        return f"http://{self.host_of('workspaces')}:{self.ports.workspaces}/services/workspaces/iceberg"
 
     @property
     def catalog_proxy_uri(self) -> str:

@@ -19,14 +19,17 @@ def main() -> None:
     # The hub hands a managed service its address and prefix in these variables; they are read here, at the edge.
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8091"))
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/workspaces/")
-    app = create_app(Settings(), prefix)
+    settings = Settings()
+    app = create_app(settings, prefix)
     # A list answer allocates many short-lived objects; the default gen-0 threshold (700) then runs full
     # collections mid-request, which tripled the p95 of listing 200 workspaces. Freeze what start-up made
     # and collect less often.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    uvicorn.run(app, host=url.hostname or "127.0.0.1", port=url.port or 8091, log_level="info", access_log=True)
+    # bind_host when set (0.0.0.0 in a pod, where the service's URL names a Kubernetes Service, not an address here)
+    host = settings.bind_host or url.hostname or "127.0.0.1"
+    uvicorn.run(app, host=host, port=url.port or 8091, log_level="info", access_log=True)
 
 
 if __name__ == "__main__":

@@ -410,3 +410,9 @@ def test_service_publishes_only_lab_ports_on_the_lab_host(name, lab_settings):
         assert published.host_ip == lab_settings.host, (
             f"service {name!r}: {container_port} published on {published.host_ip}, the lab binds {lab_settings.host}"
         )
+
+
+def test_init_sql_creates_the_databases_the_runtime_sets_up():
+    from agp.hub.setup import DATABASES
+
+    assert init_sql_databases() == set(DATABASES)
