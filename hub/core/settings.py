@@ -45,14 +45,10 @@ class Ports(BaseModel):
     workspaces: int = Field(8091, description="the workspace service (reached through the hub at /services/workspaces)")
 
     @model_validator(mode="after")
-    def _distinct(self) -> Ports:
-        seen: dict[int, str] = {}
+    def _in_range(self) -> Ports:
         for name, port in self.model_dump().items():
             if not 1 <= port <= 65535:
                 raise ValueError(f"ports.{name}={port} is not a TCP port (1-65535)")
-            if port in seen:
-                raise ValueError(f"ports.{name} and ports.{seen[port]} are both {port}; give each its own port")
-            seen[port] = name
         return self
 
 
@@ -175,6 +171,11 @@ class Settings(BaseSettings):
         description="where a service is reached when it is not on `host`, by port name (e.g. AGP_HOSTS__TRINO=trino, "
         "AGP_HOSTS__POSTGRES=db.example.org): on Kubernetes each service is a DNS name of its own",
     )
+    urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="a service's whole base URL, by port name, where scheme or path differ from http://host:port "
+        "(e.g. AGP_URLS__KEYCLOAK=https://sso.example.org, AGP_URLS__MINIO=https://s3.example.org)",
+    )
     bind_host: str | None = Field(
         None, description="address the hub and the workspace service bind (default: `host`; 0.0.0.0 in a container)"
     )
@@ -292,7 +293,19 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
 
-    @field_validator("hosts", mode="after")
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        # Services on one host (the lab: all of them) need ports of their own; services with hosts of their own
+        # (Kubernetes Services) may share a number.
+        seen: dict[tuple[str, int], str] = {}
+        for name, port in self.ports.model_dump().items():
+            key = (self.host_of(name), port)
+            if key in seen and name not in self.urls and seen[key] not in self.urls:
+                raise ValueError(f"ports.{name} and ports.{seen[key]} are both {port}; give each its own port")
+            seen[key] = name
+        return self
+
+    @field_validator("hosts", "urls", mode="after")
     @classmethod
     def _known_hosts(cls, v: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(v) - set(Ports.model_fields))
@@ -312,6 +325,8 @@ class Settings(BaseSettings):
         return self.bind_host or self.host
 
     def url(self, port_name: str, path: str = "") -> str:
+        if port_name in self.urls:
+            return self.urls[port_name].rstrip("/") + path
         return f"http://{self.host_of(port_name)}:{getattr(self.ports, port_name)}{path}"
 
     @property

@@ -36,6 +36,12 @@ def test_each_service_is_reached_on_its_own_host(tmp_path):
     assert s.hub_url == "http://agp-proxy-public:8000"
 
 
+def test_a_service_given_by_url(tmp_path):
+    s = Settings(lab_dir=tmp_path, urls={"keycloak": "https://sso.example.org/", "minio": "https://s3.example.org"})
+    assert s.keycloak_issuer == "https://sso.example.org/realms/antigravity"
+    assert s.s3_endpoint == "https://s3.example.org"
+
+
 def test_the_lab_keeps_one_host(tmp_path):
     s = Settings(lab_dir=tmp_path)
     assert s.url("trino") == "http://127.0.0.1:8080" and s.browser_url == s.hub_url

@@ -40,9 +40,14 @@ def test_a_missing_config_file_is_named(monkeypatch, tmp_path):
         Settings()
 
 
-def test_two_services_on_one_port_are_refused():
+def test_two_services_on_one_port_are_refused(tmp_path):
     with pytest.raises(ValidationError, match=r"ports.keycloak and ports.trino are both 8080"):
-        Ports(keycloak=8080)
+        Settings(lab_dir=tmp_path, ports=Ports(keycloak=8080))
+
+
+def test_services_on_hosts_of_their_own_may_share_a_port(tmp_path):
+    s = Settings(lab_dir=tmp_path, ports=Ports(keycloak=8080), hosts={"keycloak": "keycloak"})
+    assert s.url("keycloak") == "http://keycloak:8080" and s.url("trino") == "http://127.0.0.1:8080"
 
 
 def test_a_port_out_of_range_is_refused():
