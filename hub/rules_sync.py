@@ -62,9 +62,14 @@ def fetch_hub_users(api_url: str, token: str) -> HubUsers:
             offset += limit
 
 
+def rules(db: Session, hub: HubUsers) -> dict:
+    """Trino's access rules as the membership table and the hub say now."""
+    return build_rules(grants(db, hub), hub.admins)
+
+
 def sync(settings: Settings, db: Session, hub: HubUsers) -> bool:
     """Rewrite the rules file when it differs; Trino reads it again within its refresh period (5 s)."""
-    changed = write_atomically(settings.trino_rules_path, build_rules(grants(db, hub), hub.admins))
+    changed = write_atomically(settings.trino_rules_path, rules(db, hub))
     if changed:
         log.info("Trino rules rewritten: %s", settings.trino_rules_path)
     return changed

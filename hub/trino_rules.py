@@ -88,9 +88,14 @@ def build_rules(grants: Iterable[Grant], admins: Iterable[str], services: Iterab
     }
 
 
+def render(rules: dict) -> str:
+    """The rules file's text: the same rules always give the same bytes (what the service's ETag is taken of)."""
+    return json.dumps(rules, indent=2, sort_keys=True) + "\n"
+
+
 def write_atomically(path: Path, rules: dict) -> bool:
     """Write ``rules`` to ``path`` by renaming a finished file over it; ``False`` when nothing changed."""
-    text = json.dumps(rules, indent=2, sort_keys=True) + "\n"
+    text = render(rules)
     if path.exists() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,16 +19,19 @@ from sqlalchemy.orm import Session
 from agp.core.names import InvalidName, WorkspaceNames
 from agp.core.permissions import Caller
 from agp.core.settings import Settings
+from agp.core.tokens import jwks
 
 from .. import db as dbmod
 from .. import rules_sync, store
 from ..broker import Broker
 from ..provision import Provisioner
+from ..trino_rules import render
 from .catalog_proxy import CatalogProxy, Principal
 from .catalog_routes import error_body
 from .engines import EngineIdentity
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
 from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
+from .trino_routes import router as trino_router
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -43,6 +46,7 @@ def create_app(
     make_session = dbmod.sessions(engine)
     provisioner = Provisioner(settings)
     identity = identity or HubIdentity(prefix)
+    hub_users: list[rules_sync.HubUsers] = []  # the hub's admins and groups as last read (at most one entry)
 
     def sync_rules() -> None:
         """Trino's rules follow every change of workspaces, members, admins and groups."""
@@ -51,8 +55,21 @@ def create_app(
         except httpx.HTTPError:
             log.exception("could not read the hub's users; Trino rules keep their last state")
             return
+        hub_users[:] = [hub]
         with make_session() as s:
             rules_sync.sync(settings, s, hub)
+
+    def rules_text() -> str:
+        """The rules as :func:`sync_rules` writes them: the membership table now, the hub as last read."""
+        if not hub_users:
+            hub_users[:] = [rules_sync.fetch_hub_users(identity.auth.api_url, identity.auth.api_token)]
+        with make_session() as s:
+            return render(rules_sync.rules(s, hub_users[0]))
+
+    def audit_rules_refusal(detail: dict) -> None:
+        with make_session() as s:
+            store.audit(s, Caller("anonymous"), "trino.rules.read", "trino-rules", "refused", **detail)
+            s.commit()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -249,6 +266,16 @@ def create_app(
         return {"name": who.name, "admin": who.admin, "groups": sorted(who.groups)}
 
     app.include_router(api)
+    private_pem = broker.keys.broker_private.read_bytes()
+    app.include_router(
+        trino_router(
+            prefix,
+            jwks=lambda: jwks(private_pem),
+            rules_text=rules_text,
+            rules_token=lambda: settings.credentials.trino_rules_token,
+            audit_refusal=audit_rules_refusal,
+        )
+    )
 
     # -- pages
     @app.get(f"{prefix}/oauth_callback", include_in_schema=False)

@@ -38,6 +38,7 @@ ROLES = {
             "agp.hub.service.__main__",
             "agp.hub.service.app",
             "agp.hub.cli",
+            "agp.hub.rules_follow",  # the sidecar beside Trino's coordinator runs the hub image
             "agp.spawner.local",
             "agp.spawner.kube",
         ],
