@@ -338,7 +338,7 @@ class Lab:
         import psycopg
 
         c, pgdata = self.settings.credentials, self.paths.pgdata
-        sql = f"ALTER ROLE {services._role_name(c.postgres_user)} PASSWORD {services._literal(c.postgres_password)}"
+        sql = f"ALTER ROLE {setup._role_name(c.postgres_user)} PASSWORD {setup._literal(c.postgres_password)}"
         if self.supervisor.running() and self.supervisor.state("postgres") == "RUNNING":
             try:
                 psycopg.connect(self.settings.postgres_dsn, connect_timeout=5).close()
