@@ -11,6 +11,8 @@ set -Eeuo pipefail
 export PGDATA
 
 fail() { echo "error: $*" >&2; exit 1; }
+# Scratch files in /tmp, or in the socket's folder when the root file system is read-only.
+tmp=/tmp && { [ -w "$tmp" ] || tmp=/var/run/postgresql; }
 
 if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
 
@@ -24,7 +26,7 @@ fi
 if ! id -un > /dev/null 2>&1; then
     for wrapper in /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so; do [ -s "$wrapper" ] && break; done
     [ -s "$wrapper" ] || fail "this UID has no passwd entry and libnss_wrapper.so is missing"
-    NSS_WRAPPER_PASSWD="$(mktemp)" NSS_WRAPPER_GROUP="$(mktemp)"
+    NSS_WRAPPER_PASSWD="$(mktemp -p "$tmp")" NSS_WRAPPER_GROUP="$(mktemp -p "$tmp")"
     echo "postgres:x:$(id -u):$(id -g):PostgreSQL:$PGDATA:/bin/false" > "$NSS_WRAPPER_PASSWD"
     cat /etc/group > "$NSS_WRAPPER_GROUP"
     getent group "$(id -g)" > /dev/null || echo "postgres:x:$(id -g):" >> "$NSS_WRAPPER_GROUP"
@@ -41,7 +43,7 @@ volume at its parent (/var/lib/postgresql), or set PGDATA to a subfolder of the 
 (or POSTGRES_PASSWORD_FILE); POSTGRES_HOST_AUTH_METHOD=trust allows any connection without one (never do that)"
     fi
     local pwfile
-    pwfile="$(mktemp)"
+    pwfile="$(mktemp -p "$tmp")"  # mode 0600
     printf '%s\n' "${POSTGRES_PASSWORD:-}" > "$pwfile"
     # shellcheck disable=SC2086 (POSTGRES_INITDB_ARGS is a list of arguments)
     initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \

@@ -164,7 +164,7 @@ def test_the_keycloak_image_is_built_as_the_lab_builds_keycloak():
     assert arg_defaults(raw)["KEYCLOAK_BUILD_OPTIONS"] == " ".join(services.KEYCLOAK_BUILD_OPTIONS)
     assert "kc.sh build ${KEYCLOAK_BUILD_OPTIONS}" in raw
     assert (IMAGES / "keycloak" / "quarkus.properties").read_text() == services.KEYCLOAK_QUARKUS_PROPERTIES
-    assert '"/opt/keycloak/bin/kc.sh", "start", "--optimized"' in text
+    assert 'ENTRYPOINT ["/opt/keycloak/bin/kc.sh"] CMD ["start", "--optimized"]' in text
     assert "openjdk-17" in raw and versions.JAVA_MAJOR["keycloak"] <= 17
 
 
