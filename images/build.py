@@ -6,10 +6,11 @@
     python3 images/build.py --save           # also write each image's archive into the images cache
 
 Each image is ``localhost/agp-<name>:dev``, also tagged ``:<key>``: a hash of what the build reads (the Dockerfile,
-every file and folder it COPYs from the repository, the ids of the images it starts FROM, the build arguments),
-which is also its ``org.agp.build-key`` label. An image whose key is already tagged is not built again. The base
+every file and folder it COPYs from the repository, the ids of the images it starts FROM), which is also its
+``org.agp.build-key`` label. An image whose key is already tagged is not built again. The base
 (``localhost/agp-base:bookworm``) comes from images/base/build.py when missing. An image that starts FROM an image
-of a registry (MinIO's, for Compose) is built only where that image is present, and skipped elsewhere.
+this machine does not have (one of a registry) is skipped, or is an error when named. One image failing does not
+stop the others; the run fails at the end. ``--format docker``, because the OCI format drops HEALTHCHECK.
 Standard library only, like imaging.py; the builds run under ``nice`` with podman as this machine needs it.
 """
 
@@ -201,9 +202,15 @@ def main(argv: list[str]) -> None:
     imaging.need("podman", "nice")
     ensure_base()
     wanted = [n for n in ORDER if n in args.names] if args.names else list(ORDER)
-    rows = []
+    rows, failed = [], []
     for name in wanted:
-        result = build_one(name, force=args.force, explicit=bool(args.names))
+        try:
+            result = build_one(name, force=args.force, explicit=bool(args.names))
+        except imaging.ImageError as e:  # the others still build; the run fails at the end
+            imaging.log.error("error: %s", e)
+            failed.append(name)
+            rows.append((f"localhost/agp-{name}", "FAILED", "-", "-", ""))
+            continue
         if result is None:
             rows.append((f"localhost/agp-{name}", "skipped", "-", "-", ""))
             continue
@@ -215,6 +222,8 @@ def main(argv: list[str]) -> None:
     width = max(len(r[0]) for r in rows)
     for image, state, size, took, saved in rows:
         print(f"{image:<{width}}  {state:<10}  {size:>8}  {took:>6}  {saved}".rstrip())
+    if failed:
+        raise imaging.ImageError(f"{', '.join(failed)} did not build; the logs are in {imaging.log_dir()}.")
 
 
 if __name__ == "__main__":
