@@ -8,6 +8,7 @@ from kubespawner import KubeSpawner
 
 from agp.core.models import Workspace
 from agp.core.names import WorkspaceNames
+from agp.kernels import kernelspec
 
 from .local import WorkspaceMixin
 
@@ -92,4 +93,8 @@ class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
     async def start(self):
         await self.check_workspace()
         self.apply_workspace()
+        # New notebooks open on the Antigravity kernel (the image installs it beside the plain one), as in the lab.
+        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
+        if default not in self.args:
+            self.args = [*self.args, default]
         return await super().start()

@@ -29,7 +29,10 @@ def main() -> None:
     gc.set_threshold(50_000, 20, 20)
     # bind_host when set (0.0.0.0 in a pod, where the service's URL names a Kubernetes Service, not an address here)
     host = settings.bind_host or url.hostname or "127.0.0.1"
-    uvicorn.run(app, host=host, port=url.port or 8091, log_level="info", access_log=True)
+    # The hub's proxy (configurable-http-proxy) keeps idle upstream connections open without a limit of its own:
+    # with uvicorn's default 5 s keep-alive, a request sent as uvicorn closes the connection was reset (a 503 on
+    # a POST, seen on Kubernetes). An hour, as Tornado's servers (the hub, Jupyter) keep them.
+    uvicorn.run(app, host=host, port=url.port or 8091, log_level="info", access_log=True, timeout_keep_alive=3600)
 
 
 if __name__ == "__main__":
