@@ -152,5 +152,6 @@ credentials:
 - podSelector:
     matchLabels:
       antigravity.io/release: {{ .Release.Name }}
-      app.kubernetes.io/component: workspace-server
+    matchExpressions:
+      - {key: antigravity.io/workspace, operator: Exists}
 {{- end }}
