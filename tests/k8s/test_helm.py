@@ -192,9 +192,9 @@ def test_sql_and_spark_in_the_pods_kernel(hub_url, tokens, workspace):
         assert not r.errors, r.errors
         r = kernel.execute("%sql SELECT count(*) AS n FROM readings")
         assert not r.errors and "2" in r.text, r.text
-        r = kernel.execute("from agp.kernels import spark\nprint(spark().table('readings').count())")
+        r = kernel.execute("from agp.kernels import spark\nprint('count=%d' % spark().table('readings').count())")
         assert not r.errors, r.errors
-        assert r.text.strip().splitlines()[-1] == "2", r.text
+        assert "count=2" in r.text, r.text
     finally:
         kernel.shutdown()
 
@@ -222,3 +222,15 @@ def test_upgrade_rolls_out_and_keeps_the_data(release, helm, kubectl, hub_url, t
         assert not r.errors and "3" in r.text, r.text
     finally:
         kernel.shutdown()
+
+
+def test_uninstall_keeps_the_secret_and_the_data(release, helm, kubectl):
+    ns = release["namespace"]
+    helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "5m", timeout=400)
+    left = json.loads(kubectl("get", "secrets,pvc,deployments,statefulsets", "-n", ns, "-o", "json"))["items"]
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in left}
+    assert ("Secret", "agp-antigravity-credentials") in kinds  # helm.sh/resource-policy: keep
+    assert {"data-agp-antigravity-postgresql-0", "data-agp-antigravity-minio-0"} <= {
+        n for k, n in kinds if k == "PersistentVolumeClaim"
+    }
+    assert not [n for k, n in kinds if k in ("Deployment", "StatefulSet")]
