@@ -43,7 +43,7 @@ def test_pods_mount_only_keys_the_secret_has():
     keys = secret_keys()
     for template in (CHART / "templates").glob("*.yaml"):
         text = template.read_text()
-        mounted = set(re.findall(r"\{key: ([\w.-]+)", text)) | set(re.findall(r"key: ([\w.-]+)\}\}", text))
+        mounted = set(re.findall(r"\{key: ([\w.-]+), path:", text)) | set(re.findall(r"key: ([\w.-]+)\}\}", text))
         mounted |= {k for block in re.findall(r"range list (.*?) \}\}", text) for k in re.findall(r'"([^"]+)"', block)}
         assert mounted <= keys, f"{template.name} mounts {sorted(mounted - keys)}, which the Secret does not have"
 
