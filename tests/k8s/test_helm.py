@@ -13,6 +13,7 @@ proxy's Services fixed cluster IPs, which the host routes to (tests/k8s/README.m
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -137,7 +138,7 @@ def test_every_pod_runs_restricted(release, kubectl):
         input=json.dumps(bad),
         capture_output=True,
         text=True,
-        env={"KUBECONFIG": str(kubectl.kubeconfig), "PATH": "/usr/bin:/bin"},
+        env=dict(os.environ, KUBECONFIG=str(kubectl.kubeconfig)),
     )
     assert out.returncode != 0 and "violates PodSecurity" in out.stderr, out.stderr
 
