@@ -65,8 +65,10 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy", 
         c.JupyterHub.spawner_class = "workspace-kube"
         c.WorkspaceKubeSpawner.db_url = s.hub_workspaces_db_url
         c.WorkspaceKubeSpawner.data_plane_env = data_plane_env(s)
-        c.WorkspaceKubeSpawner.cmd = ["jupyterhub-singleuser"]
-        c.WorkspaceKubeSpawner.image_pull_policy = "IfNotPresent"
+        # On KubeSpawner itself, where zero-to-jupyterhub's `hub.config.KubeSpawner` settings land and win (a
+        # subclass's section would override them).
+        c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+        c.KubeSpawner.image_pull_policy = "IfNotPresent"
         return _common(c, s, state, config_file)
     c.JupyterHub.spawner_class = "workspace-local"
     c.WorkspaceLocalSpawner.db_url = s.hub_workspaces_db_url  # the hub's own role: reads only

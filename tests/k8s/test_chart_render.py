@@ -69,7 +69,10 @@ def test_rendered_settings_are_valid_runtime_settings(helm, values, tmp_path, mo
     assert s.trino_https_url == "https://agp-antigravity-trino:8443"
     assert s.hub_url.startswith("http://agp-antigravity-proxy-public")
     hub_config = yaml.safe_load(config["data"]["hub-config.yaml"])
-    assert hub_config["WorkspaceKubeSpawner"]["image"].endswith("agp-notebook:dev")
+    assert hub_config["KubeSpawner"]["image"].endswith("agp-notebook:dev")
+    if values.stem == "workers-values":  # hub.config of the values merged into the same section
+        assert hub_config["KubeSpawner"]["node_selector"] == {"pool": "notebooks"}
+        assert hub_config["KubeSpawner"]["volumes"][0]["emptyDir"] == {}
 
 
 def test_trino_is_configured_as_in_the_lab(helm, tmp_path):

@@ -73,6 +73,7 @@ def test_the_kubernetes_hub_spawns_pods_behind_a_proxy_of_its_own(tmp_path):
     assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8081"
     assert c.JupyterHub.hub_connect_url == "http://agp-hub:8081"
     assert c.KeycloakOAuthenticator.oauth_callback_url == "https://lab.example.org/hub/oauth_callback"
+    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]  # where z2jh's hub.config.KubeSpawner can change it
     env = c.WorkspaceKubeSpawner.data_plane_env
     assert env["AGP_TRINO_HOST"] == "agp-trino" and env["AGP_PUBLIC_URL"] == "https://lab.example.org"
     (service,) = c.JupyterHub.services
