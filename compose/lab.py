@@ -482,6 +482,11 @@ class Lab:
         for user in setup.s3_users(s, catalogs):
             setup.ensure_s3_user(s, *user)
 
+    def _s3_user(self, policy_name: str) -> None:
+        """One service's S3 user of :func:`agp.hub.setup.s3_users`, by its policy's name, made again."""
+        (user,) = [u for u in setup.s3_users(self.settings) if u[0] == policy_name]
+        setup.ensure_s3_user(self.settings, *user)
+
     def _ensure_realm_clients(self) -> None:
         """Clients of the realm file that a realm imported by an older lab lacks (import skips existing realms)."""
         import json
@@ -594,11 +599,11 @@ class Lab:
         if name == "trino":
             # Trino spools large results to a bucket of its own, which a lab made before spooling lacks, as a
             # MinIO user of its own, which a lab made before that lacks.
-            self._step(self._buckets, "Creating the lab's buckets")
-            self._step(self._trino_user, "Creating Trino's MinIO user")
+            self._step(lambda: setup.ensure_buckets(self.s3_client(), self.settings), "Creating the lab's buckets")
+            self._step(lambda: self._s3_user("agp-trino"), "Creating Trino's MinIO user")
         if name == "jupyterhub":
             # Provisioning reaches S3 as a MinIO user of its own, which a lab made before that lacks.
-            self._step(self._provisioner_user, "Creating provisioning's MinIO user")
+            self._step(lambda: self._s3_user("agp-provisioner"), "Creating provisioning's MinIO user")
         self.supervisor.stop_program(name)
         self.supervisor.start()  # reloads supervisord's config: the stopped service takes its new command and env
         self.supervisor.start_program(name)
