@@ -21,8 +21,10 @@ import json
 import uuid
 
 import pytest
-from conftest import remove_workspace
+from conftest import query_rows, remove_workspace, wait_until
 from kernelclient import NotebookKernel
+
+from agp.core import clients
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +41,8 @@ def workspace(admin_api, settings):
         namespace = r.json()["namespace"]
         r = admin_api("PUT", f"/workspaces/{slug}/members/alice", json={"role": "editor"})
         assert r.status_code == 200, r.text
+        # Trino reads its rules again every 5 s: the first %sql of a test must not race the new membership.
+        wait_until(lambda: query_rows(clients.trino_connect(settings, user="alice", schema=namespace), "SHOW TABLES"))
         yield slug, namespace
     finally:
         remove_workspace(settings, slug)

@@ -25,7 +25,7 @@ broker = BrokerClient(sys.argv[2], sys.argv[3], "demo")
 session = spark(broker, master=sys.argv[1])
 out = {"connect": is_connect(session), "same": spark(broker) is session}
 out["count"] = session.sql("SELECT count(*) FROM meter_readings").collect()[0][0]
-session.sql("CREATE TABLE connect_written AS SELECT 'via-connect' AS v").collect()
+session.sql("CREATE OR REPLACE TABLE connect_written AS SELECT 'via-connect' AS v").collect()
 print(json.dumps(out))
 """
 
