@@ -87,3 +87,18 @@ def _merge(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = _merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
     return out
+
+
+def test_the_hubs_service_account_reads_no_secret():
+    text = (CHART / "templates" / "hub.yaml").read_text()
+    role = text[text.index("kind: Role") : text.index("kind: RoleBinding")]
+    resources = {r.strip() for block in re.findall(r"resources: \[([^\]]*)\]", role) for r in block.split(",")}
+    assert resources and "secrets" not in resources, resources
+
+
+def test_servers_dns_goes_to_the_cluster_dns_only():
+    text = (CHART / "templates" / "networkpolicy.yaml").read_text()
+    dns = text[text.index("{port: 53, protocol: UDP}") :].split("\n")
+    assert dns[1].strip() == "to:" and "singleuser.networkPolicy.dns" in dns[2]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["singleuser"]["networkPolicy"]["dns"], "an empty peer list would allow DNS to anywhere"
