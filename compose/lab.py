@@ -22,10 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
+from pydantic import SecretStr
 from rich.console import Console
 
 from agp.core import clients, versions
-from agp.core.settings import CATALOGS, GENERATED_CREDENTIALS, Settings
+from agp.core.settings import CATALOGS, GENERATED_CREDENTIALS, Settings, secret_settings_json
 from agp.hub import setup
 from agp.hub.trino_rules import build_rules, write_atomically
 
@@ -267,8 +268,10 @@ class Lab:
         imports.mkdir(parents=True, exist_ok=True)
         for realm in (services.CONFIG_DIR / "keycloak").glob("*-realm.json"):
             shutil.copyfile(realm, imports / realm.name)
+        # The hub's settings file is itself a secret (0600, the hub's alone): the one dump with the values in.
         p.hub_settings.touch(mode=0o600)
-        p.hub_settings.write_text(services.hub_settings(self.settings).model_dump_json(indent=2))
+        p.hub_settings.chmod(0o600)
+        p.hub_settings.write_text(secret_settings_json(services.hub_settings(self.settings)))
         p.supervisor_conf.touch(mode=0o600)
         p.supervisor_conf.write_text(services.supervisor_conf(p, svcs))
         self._keep_private()
@@ -300,7 +303,7 @@ class Lab:
         if account:
             os.chown(p.pg_root, account.pw_uid, account.pw_gid)
         with tempfile.NamedTemporaryFile("w", dir=p.pg_root, delete=False) as pw:
-            pw.write(self.settings.credentials.postgres_password)
+            pw.write(self.settings.credentials.postgres_password.get_secret_value())
         try:
             if account:
                 os.chown(pw.name, account.pw_uid, account.pw_gid)
@@ -338,15 +341,15 @@ class Lab:
         import psycopg
 
         c, pgdata = self.settings.credentials, self.paths.pgdata
-        sql = f"ALTER ROLE {setup._role_name(c.postgres_user)} PASSWORD {setup._literal(c.postgres_password)}"
+        password = setup._literal(c.postgres_password.get_secret_value())
+        sql = f"ALTER ROLE {setup._role_name(c.postgres_user)} PASSWORD {password}"
         if self.supervisor.running() and self.supervisor.state("postgres") == "RUNNING":
             try:
                 psycopg.connect(self.settings.postgres_dsn, connect_timeout=5).close()
                 return
             except psycopg.OperationalError:
-                old = self.settings.model_copy(
-                    update={"credentials": c.model_copy(update={"postgres_password": _published("postgres_password")})}
-                )
+                published = c.model_copy(update={"postgres_password": SecretStr(_published("postgres_password"))})
+                old = self.settings.model_copy(update={"credentials": published})
                 with psycopg.connect(old.postgres_dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(sql)
                 log.info("PostgreSQL's superuser now has the lab's generated password")
@@ -508,8 +511,9 @@ class Lab:
                 timeout=30,
             )
 
-        token = admin_token(c.keycloak_admin_password)
-        rotate = token.status_code == 401 and c.keycloak_admin_password != _published("keycloak_admin_password")
+        admin_password = c.keycloak_admin_password.get_secret_value()
+        token = admin_token(admin_password)
+        rotate = token.status_code == 401 and admin_password != _published("keycloak_admin_password")
         if rotate:  # a Keycloak made before the lab generated its admin's password still has the published one
             token = admin_token(_published("keycloak_admin_password"))
         token.raise_for_status()
@@ -518,11 +522,14 @@ class Lab:
         if rotate:
             users = f"{s.url('keycloak')}/admin/realms/master/users"
             (admin,) = http.get(users, params={"username": c.keycloak_admin, "exact": "true"}, timeout=30).json()
-            reset = {"type": "password", "value": c.keycloak_admin_password, "temporary": False}
+            reset = {"type": "password", "value": admin_password, "temporary": False}
             http.put(f"{users}/{admin['id']}/reset-password", json=reset, timeout=30).raise_for_status()
             log.info("Keycloak's admin now has the lab's generated password")
         base = f"{s.url('keycloak')}/admin/realms/{s.realm}/clients"
-        secrets_ = {"agp-services": c.services_client_secret, "jupyterhub": c.hub_client_secret}
+        secrets_ = {
+            "agp-services": c.services_client_secret.get_secret_value(),
+            "jupyterhub": c.hub_client_secret.get_secret_value(),
+        }
         for client in realm["clients"]:
             found = http.get(base, params={"clientId": client["clientId"]}, timeout=30).json()
             if found:
@@ -564,7 +571,9 @@ class Lab:
             return token["t"]
 
         source = Endpoint(nessie.catalog_uri, nessie.catalog_upstream_prefix, nessie_token)
-        target = Endpoint(s.catalog_uri, s.catalog_upstream_prefix, lambda: s.credentials.catalog_token)
+        target = Endpoint(
+            s.catalog_uri, s.catalog_upstream_prefix, lambda: s.credentials.catalog_token.get_secret_value()
+        )
         report = Migration(source, target).run(lambda line: log.info("catalog migration: %s", line))
         self.console.print(f"Moved the lab's catalog from Nessie to Iceberg's REST catalog: {report}")
         if report.failed:
@@ -655,20 +664,27 @@ class Lab:
     def status(self) -> dict:
         s = self.settings
         running = self.supervisor.running()
+        # `agp lab status --json` is the operator's way to read the lab's own credentials: the values, on request.
         result: dict = {
             "lab_dir": str(s.lab_dir),
             "cache_dir": str(s.cache_dir),
             "running": running,
             "services": {},
             "credentials": {
-                "postgres": {"user": s.credentials.postgres_user, "password": s.credentials.postgres_password},
-                "s3": {"access_key": s.credentials.s3_access_key, "secret_key": s.credentials.s3_secret_key},
+                "postgres": {
+                    "user": s.credentials.postgres_user,
+                    "password": s.credentials.postgres_password.get_secret_value(),
+                },
+                "s3": {
+                    "access_key": s.credentials.s3_access_key,
+                    "secret_key": s.credentials.s3_secret_key.get_secret_value(),
+                },
                 "keycloak_admin": {
                     "user": s.credentials.keycloak_admin,
-                    "password": s.credentials.keycloak_admin_password,
+                    "password": s.credentials.keycloak_admin_password.get_secret_value(),
                 },
             },
-            "demo_users": [{**u, "password": s.credentials.demo_password} for u in DEMO_USERS],
+            "demo_users": [{**u, "password": s.credentials.demo_password.get_secret_value()} for u in DEMO_USERS],
             "realm": s.realm,
         }
         for svc in self.services():
@@ -703,7 +719,7 @@ def _published(field: str) -> str:
     """A credential's published default (a lab made before its credentials were generated still has it)."""
     from agp.core.settings import Credentials
 
-    return Credentials.model_fields[field].default
+    return Credentials.published(field)
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from agp.core import versions
 from agp.core.settings import DB_ROLES, GENERATED_CREDENTIALS, Settings
 from agp.hub.setup import (  # noqa: F401 (the lab's set-up is the runtime's: re-exported for its callers)
@@ -96,28 +98,29 @@ class Service:
 
 
 def shared_env(s: Settings) -> dict[str, str]:
-    """The environment that the shared config files in ``compose/config`` expand; the same keys as in Compose."""
+    """The environment that the shared config files in ``compose/config`` expand; the same keys as in Compose (secrets
+    as plain text: a child process's environment is where they leave the settings)."""
     c = s.credentials
     return {
         "AGP_BIND_HOST": s.host,
         "AGP_S3_ENDPOINT": s.s3_endpoint,
         "AGP_S3_REGION": s.s3_region,
         "AGP_S3_ACCESS_KEY": c.s3_access_key,
-        "AGP_S3_SECRET_KEY": c.s3_secret_key,
+        "AGP_S3_SECRET_KEY": c.s3_secret_key.get_secret_value(),
         "AGP_CATALOG_URI": s.catalog_uri,
         "AGP_TRINO_CATALOG_URI": s.trino_catalog_uri,
         "AGP_WAREHOUSE_BUCKET": s.warehouse_bucket,
         "AGP_NESSIE_S3_ACCESS_KEY": c.nessie_s3_access_key,
-        "AGP_NESSIE_S3_SECRET_KEY": c.nessie_s3_secret_key,
+        "AGP_NESSIE_S3_SECRET_KEY": c.nessie_s3_secret_key.get_secret_value(),
         "AGP_NESSIE_DB_USER": DB_ROLES["nessie"],
-        "AGP_NESSIE_DB_PASSWORD": c.nessie_db_password,
+        "AGP_NESSIE_DB_PASSWORD": c.nessie_db_password.get_secret_value(),
         "AGP_NESSIE_JDBC_URL": f"jdbc:postgresql://{s.host}:{s.ports.postgres}/nessie",
         "AGP_NESSIE_PORT": str(s.ports.nessie),
         "AGP_NESSIE_MANAGEMENT_PORT": str(s.ports.nessie_management),
-        "AGP_DEMO_PASSWORD": c.demo_password,
-        "AGP_HUB_CLIENT_SECRET": c.hub_client_secret,
+        "AGP_DEMO_PASSWORD": c.demo_password.get_secret_value(),
+        "AGP_HUB_CLIENT_SECRET": c.hub_client_secret.get_secret_value(),
         "AGP_SERVICES_CLIENT_ID": "agp-services",
-        "AGP_SERVICES_CLIENT_SECRET": c.services_client_secret,
+        "AGP_SERVICES_CLIENT_SECRET": c.services_client_secret.get_secret_value(),
         "AGP_KEYCLOAK_ISSUER": s.keycloak_issuer,
         "AGP_KEYCLOAK_TOKEN_URL": s.keycloak_token_url,
         "AGP_HUB_URL": s.url("hub"),
@@ -141,7 +144,8 @@ NOT_FOR_THE_HUB = (
 
 def hub_settings(s: Settings) -> Settings:
     """The settings the hub and the workspace service read (``<lab>/hub/settings.json``)."""
-    return s.model_copy(update={"credentials": s.credentials.model_copy(update=dict.fromkeys(NOT_FOR_THE_HUB, ""))})
+    blank = {name: SecretStr("") for name in NOT_FOR_THE_HUB}
+    return s.model_copy(update={"credentials": s.credentials.model_copy(update=blank)})
 
 
 def java_env(java: Java) -> dict[str, str]:
@@ -175,7 +179,7 @@ def postgres(s: Settings, p: LabPaths, run_as: str | None) -> Service:
         ports={"postgres": s.ports.postgres},
         health=Health("postgres", s.postgres_dsn),
         phase=1,
-        endpoints={"dsn": s.postgres_dsn.replace(s.credentials.postgres_password, "***")},
+        endpoints={"dsn": s.postgres_dsn.replace(f":{s.db_password(s.credentials.postgres_user)}@", ":***@")},
         user=run_as,
         stopsignal="INT",  # PostgreSQL's fast shutdown: SIGTERM would wait for every client to leave
     )
@@ -199,7 +203,7 @@ def minio(s: Settings, p: LabPaths) -> Service:
         cwd=p.minio_data,
         env={
             "MINIO_ROOT_USER": c.s3_access_key,
-            "MINIO_ROOT_PASSWORD": c.s3_secret_key,
+            "MINIO_ROOT_PASSWORD": c.s3_secret_key.get_secret_value(),
             "MINIO_REGION": s.s3_region,
             "MINIO_UPDATE": "off",
             "MINIO_BROWSER": "on",
@@ -258,7 +262,7 @@ def catalog_properties(s: Settings, p: LabPaths) -> str:
         "agp.token-file": str(s.keys_dir / GENERATED_CREDENTIALS["catalog_token"]),
         "uri": f"jdbc:postgresql://{s.host}:{s.ports.postgres}/iceberg",
         "jdbc.user": DB_ROLES["iceberg"],
-        "jdbc.password": c.catalog_db_password,
+        "jdbc.password": c.catalog_db_password.get_secret_value(),
         "jdbc.schema-version": "V1",
         # Reconnect and retry when PostgreSQL restarted under the pool (admin or crash shutdown, starting up, no
         # connection), besides the connection errors Iceberg retries by default.
@@ -268,7 +272,7 @@ def catalog_properties(s: Settings, p: LabPaths) -> str:
         "s3.endpoint": s.s3_endpoint,
         "s3.path-style-access": "true",
         "s3.access-key-id": c.catalog_s3_access_key,
-        "s3.secret-access-key": c.catalog_s3_secret_key,
+        "s3.secret-access-key": c.catalog_s3_secret_key.get_secret_value(),
         "client.region": s.s3_region,
     }
     lines = ["# Written by `agp lab up` from the lab's settings; secrets inside: readable by the lab's user only."]
@@ -318,7 +322,7 @@ def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "", spool
         env={
             **{k: v for k, v in shared_env(s).items() if k not in {"AGP_S3_ACCESS_KEY", "AGP_S3_SECRET_KEY"}},
             "AGP_TRINO_S3_ACCESS_KEY": s.credentials.trino_s3_access_key,
-            "AGP_TRINO_S3_SECRET_KEY": s.credentials.trino_s3_secret_key,
+            "AGP_TRINO_S3_SECRET_KEY": s.credentials.trino_s3_secret_key.get_secret_value(),
             **java_env(java),
             "AGP_TRINO_INTERNAL_SECRET": internal_secret,
             "AGP_TRINO_SPOOLING_KEY": spooling_key,
@@ -361,9 +365,9 @@ def keycloak(s: Settings, p: LabPaths, java: Java) -> Service:
             **java_env(java),
             # In the environment, not on the command line: /proc/<pid>/cmdline is readable by every OS user.
             "KC_DB_USERNAME": DB_ROLES["keycloak"],
-            "KC_DB_PASSWORD": c.keycloak_db_password,
+            "KC_DB_PASSWORD": c.keycloak_db_password.get_secret_value(),
             "KC_BOOTSTRAP_ADMIN_USERNAME": c.keycloak_admin,
-            "KC_BOOTSTRAP_ADMIN_PASSWORD": c.keycloak_admin_password,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": c.keycloak_admin_password.get_secret_value(),
             "JAVA_OPTS_KC_HEAP": "-Xms64m -Xmx768m",
             # Vert.x's file cache in the lab's folder, not /tmp/vertx-cache, which every user may write to.
             "JAVA_OPTS_APPEND": f"-XX:TieredStopAtLevel=1 -Dvertx.cacheDirBase={p.keycloak / 'vertx-cache'}",

@@ -62,7 +62,7 @@ class Broker:
             "sts",
             endpoint_url=settings.s3_endpoint,
             aws_access_key_id=c.broker_access_key,
-            aws_secret_access_key=c.broker_secret_key,
+            aws_secret_access_key=c.broker_secret_key.get_secret_value(),
             region_name=settings.s3_region,
             config=Config(retries={"max_attempts": 2}, connect_timeout=5),
         )

@@ -203,7 +203,8 @@ def s3_users(s: Settings, catalogs: tuple[str, ...] | None = None) -> list[tuple
             key, secret = c.catalog_s3_access_key, c.catalog_s3_secret_key
         users.append(("agp-catalog", catalog_policy(s.warehouse_bucket), key, secret))
     users.append(("agp-trino", trino_policy(s.trino_spooling_bucket), c.trino_s3_access_key, c.trino_s3_secret_key))
-    return users
+    # The secret keys leave the settings here: MinIO's admin API takes them as text.
+    return [(name, policy, key, secret.get_secret_value()) for name, policy, key, secret in users]
 
 
 def ensure_s3_user(s: Settings, policy_name: str, policy: dict, access_key: str, secret_key: str) -> None:
@@ -216,7 +217,7 @@ def ensure_s3_user(s: Settings, policy_name: str, policy: dict, access_key: str,
     endpoint = urlparse(s.s3_endpoint)
     admin = MinioAdmin(
         endpoint=endpoint.netloc,
-        credentials=StaticProvider(s.credentials.s3_access_key, s.credentials.s3_secret_key),
+        credentials=StaticProvider(s.credentials.s3_access_key, s.credentials.s3_secret_key.get_secret_value()),
         secure=endpoint.scheme == "https",
     )
     admin.policy_add(policy_name, policy=policy)

@@ -89,7 +89,7 @@ class CatalogServer:
             "warehouse": "warehouse",
             "s3.endpoint": s.s3_endpoint,
             "s3.access-key-id": c.s3_access_key,
-            "s3.secret-access-key": c.s3_secret_key,
+            "s3.secret-access-key": c.s3_secret_key.get_secret_value(),
             "s3.region": s.s3_region,
             "s3.path-style-access": "true",
             **({"token": self.token} if self.token else {}),
@@ -173,9 +173,9 @@ def nessie(settings: Settings, workdir: Path, log: Path | None = None, timeout: 
             **service.env,
             "AGP_NESSIE_JDBC_URL": f"jdbc:postgresql://{settings.host}:{settings.ports.postgres}/{db}",
             "AGP_NESSIE_DB_USER": c.postgres_user,
-            "AGP_NESSIE_DB_PASSWORD": c.postgres_password,
+            "AGP_NESSIE_DB_PASSWORD": c.postgres_password.get_secret_value(),
             "AGP_NESSIE_S3_ACCESS_KEY": c.s3_access_key,  # the root key: fine for a throw-away process
-            "AGP_NESSIE_S3_SECRET_KEY": c.s3_secret_key,
+            "AGP_NESSIE_S3_SECRET_KEY": c.s3_secret_key.get_secret_value(),
         }
         proc = _spawn(command, env, paths.nessie, log)
         try:
@@ -206,9 +206,9 @@ def rest_catalog(
             "agp.token-file": str(token_file),
             "uri": f"jdbc:postgresql://{settings.host}:{settings.ports.postgres}/{db}",
             "jdbc.user": c.postgres_user,
-            "jdbc.password": c.postgres_password,
+            "jdbc.password": c.postgres_password.get_secret_value(),
             "s3.access-key-id": c.s3_access_key,
-            "s3.secret-access-key": c.s3_secret_key,
+            "s3.secret-access-key": c.s3_secret_key.get_secret_value(),
         }
         paths.catalog_properties.touch(mode=0o600)
         paths.catalog_properties.write_text(

@@ -152,7 +152,7 @@ def hub_url(lab: Lab) -> str:
 def login(hub_url: str, settings: Settings) -> Callable[..., HubSession]:
     def make(username: str, password: str | None = None) -> HubSession:
         session = HubSession(hub_url)
-        session.login(username, password or settings.credentials.demo_password)
+        session.login(username, password or settings.credentials.demo_password.get_secret_value())
         return session
 
     return make
@@ -270,7 +270,10 @@ def remove_workspace(settings: Settings, slug: str) -> None:
 def keycloak_admin(lab: Lab) -> KeycloakAdmin:
     s = lab.settings
     return KeycloakAdmin(
-        s.url("keycloak"), s.realm, s.credentials.keycloak_admin, s.credentials.keycloak_admin_password
+        s.url("keycloak"),
+        s.realm,
+        s.credentials.keycloak_admin,
+        s.credentials.keycloak_admin_password.get_secret_value(),
     )
 
 

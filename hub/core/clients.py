@@ -23,25 +23,29 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
         "s3.region": settings.s3_region,
         "s3.path-style-access": "true",
     }
-    if c.s3_secret_key:  # the lab's tools and tests read and write tables; the hub's settings hold no root key
-        props.update({"s3.access-key-id": c.s3_access_key, "s3.secret-access-key": c.s3_secret_key})
+    root_secret = c.s3_secret_key.get_secret_value()
+    if root_secret:  # the lab's tools and tests read and write tables; the hub's settings hold no root key
+        props.update({"s3.access-key-id": c.s3_access_key, "s3.secret-access-key": root_secret})
     if settings.catalog == "nessie":
         # The platform's own identity at Nessie (Keycloak client credentials).
         props.update(
             {
-                "credential": f"agp-services:{c.services_client_secret}",
+                "credential": f"agp-services:{c.services_client_secret.get_secret_value()}",
                 "oauth2-server-uri": settings.keycloak_token_url,
                 "scope": "openid",
             }
         )
     else:
-        props["token"] = c.catalog_token  # the catalog's one bearer token, held by the platform alone
+        # The catalog's one bearer token, held by the platform alone.
+        props["token"] = c.catalog_token.get_secret_value()
     return props
 
 
 def catalog_token(settings: Settings) -> str:
     """The platform's bearer token at its catalog: the Iceberg REST catalog's own, or a Keycloak token for Nessie."""
-    return service_token(settings) if settings.catalog == "nessie" else settings.credentials.catalog_token
+    if settings.catalog == "nessie":
+        return service_token(settings)
+    return settings.credentials.catalog_token.get_secret_value()
 
 
 def service_token(settings: Settings) -> str:
@@ -53,7 +57,7 @@ def service_token(settings: Settings) -> str:
         data={
             "grant_type": "client_credentials",
             "client_id": "agp-services",
-            "client_secret": settings.credentials.services_client_secret,
+            "client_secret": settings.credentials.services_client_secret.get_secret_value(),
             "scope": "openid",
         },
         timeout=10,
@@ -144,13 +148,13 @@ def trust_in_environment(ca_file: Path) -> None:
 def s3_client(settings: Settings) -> Any:
     """S3 with the store's root key: the lab's set-up, its tools and tests (the runtime's services have their own)."""
     c = settings.credentials
-    return _s3(settings, c.s3_access_key, c.s3_secret_key)
+    return _s3(settings, c.s3_access_key, c.s3_secret_key.get_secret_value())
 
 
 def provisioner_s3_client(settings: Settings) -> Any:
     """S3 as workspace provisioning: it creates and deletes workspace buckets and nothing else."""
     c = settings.credentials
-    return _s3(settings, c.provisioner_access_key, c.provisioner_secret_key)
+    return _s3(settings, c.provisioner_access_key, c.provisioner_secret_key.get_secret_value())
 
 
 def _s3(settings: Settings, key: str, secret: str) -> Any:

@@ -12,7 +12,17 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,63 +63,116 @@ class Ports(BaseModel):
 
 
 class Credentials(BaseModel):
-    """Lab-only credentials. Production reads its own from its secret store; these never reach a notebook."""
+    """Lab-only credentials. Production reads its own from its secret store; these never reach a notebook.
+
+    Every password, secret key, client secret and token is a :class:`~pydantic.SecretStr`: ``repr``, ``str``, logs
+    and ``model_dump_json`` show ``**********``; the value leaves only through ``.get_secret_value()``, where it is
+    handed to the one thing that needs it (a DSN, a child's environment, a 0600 file: :func:`secret_settings_json`).
+    User names and access keys are plain strings."""
+
+    # A str assigned later (the secrets folder, a test) is validated into a SecretStr too.
+    model_config = ConfigDict(validate_assignment=True)
 
     postgres_user: str = "agp"
-    postgres_password: str = "agp-lab-postgres"  # noqa: S105 (lab-only default)
+    postgres_password: SecretStr = SecretStr("agp-lab-postgres")  # lab-only default
     s3_access_key: str = "agp-lab-root"
-    s3_secret_key: str = "agp-lab-root-secret"  # noqa: S105 (lab-only default)
+    s3_secret_key: SecretStr = SecretStr("agp-lab-root-secret")  # lab-only default
     keycloak_admin: str = "admin"
-    keycloak_admin_password: str = "agp-lab-keycloak"  # noqa: S105 (lab-only default)
-    demo_password: str = Field("agp-demo", description="password of every demo user of the lab realm")
-    hub_client_secret: str = Field("agp-lab-hub-secret", description="OIDC client secret of the hub in the realm")
-    services_client_secret: str = Field(
-        "agp-lab-services-secret", description="Keycloak client `agp-services`: platform services to the catalog"
+    keycloak_admin_password: SecretStr = SecretStr("agp-lab-keycloak")  # lab-only default
+    demo_password: SecretStr = Field(SecretStr("agp-demo"), description="password of every demo user of the lab realm")
+    hub_client_secret: SecretStr = Field(
+        SecretStr("agp-lab-hub-secret"), description="OIDC client secret of the hub in the realm"
+    )
+    services_client_secret: SecretStr = Field(
+        SecretStr("agp-lab-services-secret"),
+        description="Keycloak client `agp-services`: platform services to the catalog",
     )
     broker_access_key: str = Field("agp-broker", description="MinIO user the credential broker assumes roles as")
-    broker_secret_key: str = Field("agp-lab-broker-secret", description="its secret (lab-only default)")
+    broker_secret_key: SecretStr = Field(
+        SecretStr("agp-lab-broker-secret"), description="its secret (lab-only default)"
+    )
     provisioner_access_key: str = Field(
         "agp-provisioner",
         description="MinIO user of workspace provisioning: creates and deletes `agp-ws-*` buckets, reads no object",
     )
-    provisioner_secret_key: str = Field("agp-lab-provisioner-secret", description="its secret (lab-only default)")
+    provisioner_secret_key: SecretStr = Field(
+        SecretStr("agp-lab-provisioner-secret"), description="its secret (lab-only default)"
+    )
     nessie_s3_access_key: str = Field(
         "agp-nessie", description="MinIO user of the catalog (Nessie): reaches the warehouse and workspace buckets only"
     )
-    nessie_s3_secret_key: str = Field(
-        "agp-lab-nessie-s3-secret", description="its secret; a lab generates its own (GENERATED_CREDENTIALS)"
+    nessie_s3_secret_key: SecretStr = Field(
+        SecretStr("agp-lab-nessie-s3-secret"), description="its secret; a lab generates its own (GENERATED_CREDENTIALS)"
     )
     trino_s3_access_key: str = Field(
         "agp-trino", description="MinIO user of Trino's spooling manager: the spooling bucket only (tables are vended)"
     )
-    trino_s3_secret_key: str = Field("agp-lab-trino-s3-secret", description="its secret (lab-only default)")
-    nessie_db_password: str = Field("agp-lab-nessie-db", description="PostgreSQL role `nessie` (owns database nessie)")
-    catalog_token: str = Field(
-        "agp-lab-catalog-token-published-default",
+    trino_s3_secret_key: SecretStr = Field(
+        SecretStr("agp-lab-trino-s3-secret"), description="its secret (lab-only default)"
+    )
+    nessie_db_password: SecretStr = Field(
+        SecretStr("agp-lab-nessie-db"), description="PostgreSQL role `nessie` (owns database nessie)"
+    )
+    catalog_token: SecretStr = Field(
+        SecretStr("agp-lab-catalog-token-published-default"),
         description="bearer token of the Iceberg REST catalog (catalog=iceberg-rest): the workspace service alone "
         "holds it; every other caller is refused before any catalog code runs",
     )
-    trino_rules_token: str = Field(
-        "",
+    trino_rules_token: SecretStr = Field(
+        SecretStr(""),
         description="bearer token Trino's rules follower presents to fetch the access rules from the workspace "
         "service (GET /services/workspaces/trino/rules.json); empty (the default) refuses every caller",
     )
-    catalog_db_password: str = Field(
-        "agp-lab-iceberg-db", description="PostgreSQL role `iceberg` (owns database iceberg, the JDBC catalog)"
+    catalog_db_password: SecretStr = Field(
+        SecretStr("agp-lab-iceberg-db"),
+        description="PostgreSQL role `iceberg` (owns database iceberg, the JDBC catalog)",
     )
     catalog_s3_access_key: str = Field(
         "agp-iceberg", description="MinIO user of the Iceberg REST catalog: the warehouse and workspace buckets only"
     )
-    catalog_s3_secret_key: str = Field("agp-lab-iceberg-s3-secret", description="its secret (lab-only default)")
-    keycloak_db_password: str = Field(
-        "agp-lab-keycloak-db", description="PostgreSQL role `keycloak` (owns database keycloak)"
+    catalog_s3_secret_key: SecretStr = Field(
+        SecretStr("agp-lab-iceberg-s3-secret"), description="its secret (lab-only default)"
     )
-    hub_db_password: str = Field(
-        "agp-lab-hub-db", description="PostgreSQL role `jupyterhub`: owns database jupyterhub, reads the workspace DB"
+    keycloak_db_password: SecretStr = Field(
+        SecretStr("agp-lab-keycloak-db"), description="PostgreSQL role `keycloak` (owns database keycloak)"
     )
-    workspaces_db_password: str = Field(
-        "agp-lab-workspaces-db", description="PostgreSQL role `agp_workspaces` of the workspace service (owns agp)"
+    hub_db_password: SecretStr = Field(
+        SecretStr("agp-lab-hub-db"),
+        description="PostgreSQL role `jupyterhub`: owns database jupyterhub, reads the workspace DB",
     )
+    workspaces_db_password: SecretStr = Field(
+        SecretStr("agp-lab-workspaces-db"),
+        description="PostgreSQL role `agp_workspaces` of the workspace service (owns agp)",
+    )
+
+    @field_serializer("*", mode="wrap")
+    def _reveal_on_request(self, value: object, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        # Masked unless the caller asks for the values by name (REVEAL_SECRETS): a settings file that is a secret.
+        if isinstance(value, SecretStr) and (info.context or {}).get(REVEAL_SECRETS):
+            return value.get_secret_value()
+        return handler(value)
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        """The names of the fields that hold a secret (a password, secret key, client secret or token)."""
+        return tuple(name for name, f in cls.model_fields.items() if f.annotation is SecretStr)
+
+    @classmethod
+    def published(cls, field: str) -> str:
+        """A field's published default as plain text (a lab made before it generated its credentials has it; the
+        tests check that no live service accepts it)."""
+        default = cls.model_fields[field].default
+        return default.get_secret_value() if isinstance(default, SecretStr) else default
+
+
+# Serialization context key (``model_dump_json(context={REVEAL_SECRETS: True})``) that writes secrets' values.
+REVEAL_SECRETS = "reveal_secrets"
+
+
+def secret_settings_json(settings: Settings) -> str:
+    """``settings`` as JSON (what AGP_CONFIG reads) with the credentials' values in, for a settings file that is
+    itself a secret: written 0600, read by the hub alone. Every other dump shows ``**********``."""
+    return settings.model_dump_json(indent=2, context={REVEAL_SECRETS: True})
 
 
 # Each platform database -> the PostgreSQL role that owns it and is the only one of the platform to connect to it
@@ -256,7 +319,7 @@ class Settings(BaseSettings):
             except OSError:
                 continue
             if value:
-                setattr(self.credentials, field, value)
+                setattr(self.credentials, field, SecretStr(value))
         return self
 
     @field_validator("lab_dir", "cache_dir", mode="after")
@@ -388,7 +451,7 @@ class Settings(BaseSettings):
         return self.url("keycloak", f"/realms/{self.realm}")
 
     def db_password(self, role: str) -> str:
-        """The password of a platform role of :data:`DB_ROLES`, or of the superuser."""
+        """The password of a platform role of :data:`DB_ROLES`, or of the superuser, as plain text (for a DSN)."""
         c = self.credentials
         passwords = {
             c.postgres_user: c.postgres_password,
@@ -398,7 +461,7 @@ class Settings(BaseSettings):
             "jupyterhub": c.hub_db_password,
             "agp_workspaces": c.workspaces_db_password,
         }
-        return passwords[role]
+        return passwords[role].get_secret_value()
 
     def database_url(self, database: str, driver: str = "postgresql+psycopg", role: str | None = None) -> str:
         """URL of ``database`` as ``role`` (default: the role that owns it, else the superuser)."""

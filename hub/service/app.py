@@ -272,7 +272,7 @@ def create_app(
             prefix,
             jwks=lambda: jwks(private_pem),
             rules_text=rules_text,
-            rules_token=lambda: settings.credentials.trino_rules_token,
+            rules_token=lambda: settings.credentials.trino_rules_token.get_secret_value(),
             audit_refusal=audit_rules_refusal,
         )
     )

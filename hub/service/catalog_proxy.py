@@ -110,7 +110,7 @@ class CatalogProxy:
 
     async def _service_token(self) -> str:
         if self.settings.catalog != "nessie":
-            return self.settings.credentials.catalog_token
+            return self.settings.credentials.catalog_token.get_secret_value()
         if self._token and self._token[1] > time.time():
             return self._token[0]
         r = await self.http.post(
@@ -118,7 +118,7 @@ class CatalogProxy:
             data={
                 "grant_type": "client_credentials",
                 "client_id": "agp-services",
-                "client_secret": self.settings.credentials.services_client_secret,
+                "client_secret": self.settings.credentials.services_client_secret.get_secret_value(),
                 "scope": "openid",
             },
         )

@@ -237,7 +237,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings()
     session = HubSession(settings.hub_url)
-    session.login("alice", settings.credentials.demo_password)
+    session.login("alice", settings.credentials.demo_password.get_secret_value())
     token = session.new_token("alice")
     alice = Api(settings.hub_url, token)
     ttl = AgpExtension.catalog_ttl.default_value

@@ -69,7 +69,7 @@ def ours_once(settings: Settings) -> tuple[float, float]:
     """Seconds of (login, spawn-to-ready); their sum is login-to-ready."""
     t0 = time.perf_counter()
     session = HubSession(settings.hub_url)
-    session.login("alice", settings.credentials.demo_password)
+    session.login("alice", settings.credentials.demo_password.get_secret_value())
     t1 = time.perf_counter()
     r = session.hub_api("POST", "/users/alice/servers/demo")
     assert r.status_code in (201, 202), r.text
@@ -295,10 +295,10 @@ def main() -> int:
         return 0
     settings = Settings()
     admin_session = HubSession(settings.hub_url)
-    admin_session.login("admin", settings.credentials.demo_password)
+    admin_session.login("admin", settings.credentials.demo_password.get_secret_value())
     admin = Api(settings.hub_url, admin_session.new_token("admin"))
     alice_session = HubSession(settings.hub_url)
-    alice_session.login("alice", settings.credentials.demo_password)
+    alice_session.login("alice", settings.credentials.demo_password.get_secret_value())
     alice = Api(settings.hub_url, alice_session.new_token("alice"))
     bench_spawn(settings, args.runs)
     bench_api(settings, admin, alice)

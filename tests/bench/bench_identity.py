@@ -81,7 +81,7 @@ def bench_broker(settings: Settings, api: Api) -> None:
         "sts",
         endpoint_url=settings.s3_endpoint,
         aws_access_key_id=c.broker_access_key,
-        aws_secret_access_key=c.broker_secret_key,
+        aws_secret_access_key=c.broker_secret_key.get_secret_value(),
         region_name=settings.s3_region,
     )
     policy = json.dumps(session_policy("agp-ws-demo", True))
@@ -301,7 +301,7 @@ def bench_catalog_proxy(settings: Settings) -> None:
 def main() -> int:
     settings = Settings()
     session = HubSession(settings.hub_url)
-    session.login("alice", settings.credentials.demo_password)
+    session.login("alice", settings.credentials.demo_password.get_secret_value())
     token = session.new_token("alice")
     bench_broker(settings, Api(settings.hub_url, token))
     bench_catalog_proxy(settings)

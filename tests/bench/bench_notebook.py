@@ -343,7 +343,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings()
     session = HubSession(settings.hub_url)
-    session.login("alice", settings.credentials.demo_password)
+    session.login("alice", settings.credentials.demo_password.get_secret_value())
     token = session.new_token("alice")
     broker = BrokerClient(f"{settings.hub_url}/services/workspaces", token, "demo")
     os.environ.update(AGP_WORKSPACE_SERVICE_URL=broker.service_url, JUPYTERHUB_API_TOKEN=token, AGP_WORKSPACE="demo")

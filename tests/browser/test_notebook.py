@@ -24,7 +24,7 @@ def test_a_new_notebook_queries_trino_and_browses_the_catalog(browser, hub_url, 
     alice_api = user_api("alice")
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
-        keycloak_login(page, hub_url, "alice", settings.credentials.demo_password)
+        keycloak_login(page, hub_url, "alice", settings.credentials.demo_password.get_secret_value())
         page.click('tr.agp-workspace[data-slug="demo"] a.agp-start')
         page.wait_for_url(f"{hub_url}/user/alice/demo/lab*", timeout=120_000)
         page.goto(f"{hub_url}/user/alice/demo/lab?reset")  # a fresh layout: the launcher, not last time's tabs

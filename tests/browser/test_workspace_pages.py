@@ -48,7 +48,7 @@ def keycloak_login(page, hub_url: str, username: str, password: str, next_path: 
 
 def test_admin_creates_a_workspace_and_its_member_starts_a_server(browser, hub_url, settings, admin_api, tmp_path):
     slug = f"web-{uuid.uuid4().hex[:8]}"
-    password = settings.credentials.demo_password
+    password = settings.credentials.demo_password.get_secret_value()
     try:
         admin = browser.new_context().new_page()
         keycloak_login(admin, hub_url, "admin", password)

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from agp.compose.lab import Lab
 from agp.core import clients
-from agp.core.settings import DB_ROLES, Credentials, Settings
+from agp.core.settings import DB_ROLES, REVEAL_SECRETS, Credentials, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ def known_secrets(s: Settings) -> dict[str, str]:
     hub's keys. User names and access key ids are names, not secrets, and are left out."""
     found = {
         f"credentials.{name}": value
-        for name, value in s.credentials.model_dump().items()
+        for name, value in s.credentials.model_dump(context={REVEAL_SECRETS: True}).items()
         if any(word in name for word in ("password", "secret"))
     }
     files = [f for f in s.keys_dir.iterdir() if f.is_file()] if s.keys_dir.exists() else []
@@ -165,7 +165,7 @@ nessie_only = pytest.mark.skipif(Settings().catalog != "nessie", reason="the lab
 # ------------------------------------------------------------------------------------------------ the catalog
 @iceberg_rest_only
 def test_the_catalog_admits_the_platforms_token(lab, settings):
-    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token}"}
+    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token.get_secret_value()}"}
     calls = catalog_calls(settings, auth, f"t_{uuid.uuid4().hex[:10]}")
     clients.load_catalog(settings).drop_namespace(tuple(calls["create namespace"].json()["namespace"]))
     assert {name: r.status_code for name, r in calls.items()} == {
@@ -181,8 +181,9 @@ def test_the_catalog_admits_the_platforms_token(lab, settings):
 def test_the_catalog_refuses_every_other_bearer(lab, settings):
     # What a hostile notebook can come by: its user's own realm token, the platform's Keycloak identity (the secret
     # of agp-services is not the catalog's token), a token of the right length, the token in another form.
-    token = settings.credentials.catalog_token
-    redirect, secret = f"{settings.hub_url}/hub/oauth_callback", settings.credentials.hub_client_secret
+    token = settings.credentials.catalog_token.get_secret_value()
+    redirect = f"{settings.hub_url}/hub/oauth_callback"
+    secret = settings.credentials.hub_client_secret.get_secret_value()
     attempts = {
         "no header": {},
         "alice's own realm token": {
@@ -214,7 +215,7 @@ def test_the_catalog_refuses_every_other_bearer(lab, settings):
 
 @iceberg_rest_only
 def test_the_catalog_lends_no_s3_right(lab, settings):
-    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token}"}
+    auth = {"Authorization": f"Bearer {settings.credentials.catalog_token.get_secret_value()}"}
     config = requests.get(f"{settings.catalog_uri}/v1/config", headers=auth, timeout=30).json()
     table = requests.get(
         f"{settings.catalog_uri}/v1/namespaces/demo/tables/meter_readings", headers=auth, timeout=30
@@ -231,7 +232,7 @@ def test_the_catalogs_secrets_are_its_users_alone(lab, settings):
         assert mode == 0o600, f"{path} is {oct(mode)}"
     catalog = psutil.Process(lab.status()["services"]["catalog"]["pid"])
     procs = [catalog, *catalog.children(recursive=True)]
-    holding = [p.pid for p in procs if settings.credentials.catalog_token in " ".join(p.cmdline())]
+    holding = [p.pid for p in procs if settings.credentials.catalog_token.get_secret_value() in " ".join(p.cmdline())]
     assert not holding, f"the catalog's token is on the command line of {holding}"
 
 
@@ -256,9 +257,11 @@ def test_nessie_admits_the_platforms_service_identity(lab, settings):
 def test_nessie_refuses_a_users_own_token(lab, settings):
     # A user's token of the realm, as the hub holds it after her login (the hub's client; before this change any
     # user also got one from the public account-console or admin-cli clients): Nessie refuses it, reads and writes.
-    redirect, secret = f"{settings.hub_url}/hub/oauth_callback", settings.credentials.hub_client_secret
+    redirect = f"{settings.hub_url}/hub/oauth_callback"
+    secret = settings.credentials.hub_client_secret.get_secret_value()
     client_id = "jupyterhub"
-    token = code_flow_token(settings, client_id, redirect, settings.credentials.demo_password, secret)
+    password = settings.credentials.demo_password.get_secret_value()
+    token = code_flow_token(settings, client_id, redirect, password, secret)
     calls = nessie_calls(settings, token, f"t_{uuid.uuid4().hex[:10]}")
     let_in = {name: r.status_code for name, r in calls.items() if r.status_code < 400}
     for r in calls.values():
@@ -304,8 +307,8 @@ def _denied(call) -> bool:
 
 def _catalog_s3_key(settings: Settings, c: Credentials) -> tuple[str, str]:
     if settings.catalog == "nessie":
-        return c.nessie_s3_access_key, c.nessie_s3_secret_key
-    return c.catalog_s3_access_key, c.catalog_s3_secret_key
+        return c.nessie_s3_access_key, c.nessie_s3_secret_key.get_secret_value()
+    return c.catalog_s3_access_key, c.catalog_s3_secret_key.get_secret_value()
 
 
 def test_the_catalog_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace_buckets_only(lab, settings, s3):
@@ -332,7 +335,7 @@ def test_the_catalog_reaches_s3_as_its_own_user_with_the_warehouse_and_workspace
 
 def test_provisioning_reaches_s3_as_its_own_user_with_workspace_buckets_only(lab, settings):
     c = settings.credentials
-    prov = _s3_as(settings, c.provisioner_access_key, c.provisioner_secret_key)
+    prov = _s3_as(settings, c.provisioner_access_key, c.provisioner_secret_key.get_secret_value())
     bucket = f"agp-ws-t{uuid.uuid4().hex[:10]}"
     prov.create_bucket(Bucket=bucket)
     with pytest.raises(ClientError, match="BucketAlreadyOwnedByYou"):  # how provisioning finds a bucket it made
@@ -357,17 +360,19 @@ def test_provisioning_reaches_s3_as_its_own_user_with_workspace_buckets_only(lab
 
 def test_the_hub_holds_no_root_s3_key(lab, settings):
     # The hub and its workspace service read <lab>/hub/settings.json: provisioning has its own MinIO user now.
-    assert settings.credentials.s3_secret_key not in lab.paths.hub_settings.read_text()
+    assert settings.credentials.s3_secret_key.get_secret_value() not in lab.paths.hub_settings.read_text()
     service = [p for p in lab_processes(lab) if "agp.hub.service" in " ".join(p.cmdline())]
     assert service, "the workspace service runs"
     for proc in service:
-        assert settings.credentials.s3_secret_key not in "\0".join(f"{k}={v}" for k, v in proc.environ().items())
+        assert settings.credentials.s3_secret_key.get_secret_value() not in "\0".join(
+            f"{k}={v}" for k, v in proc.environ().items()
+        )
 
 
 def test_the_catalog_holds_no_root_s3_key(lab, settings):
     nessie = psutil.Process(lab.status()["services"]["nessie" if settings.catalog == "nessie" else "catalog"]["pid"])
     procs = [nessie, *nessie.children(recursive=True)]
-    root = settings.credentials.s3_secret_key
+    root = settings.credentials.s3_secret_key.get_secret_value()
     holding = [p.pid for p in procs if root in "\0".join(f"{k}={v}" for k, v in p.environ().items())]
     assert not holding, f"the catalog's processes {holding} have MinIO's root secret in their environment"
 
@@ -396,11 +401,19 @@ def test_realm_offers_only_the_clients_and_grants_of_the_allowlist(keycloak_admi
 
 def test_no_client_gives_a_user_a_token_for_her_password(keycloak_admin, settings):
     c = settings.credentials
-    known = {"jupyterhub": c.hub_client_secret, "agp-services": c.services_client_secret}
+    known = {
+        "jupyterhub": c.hub_client_secret.get_secret_value(),
+        "agp-services": c.services_client_secret.get_secret_value(),
+    }
     ids = [x["clientId"] for x in keycloak_admin.http.get(f"{keycloak_admin.base}/clients", timeout=30).json()]
     got = {}
     for client_id in ids:
-        body = {"grant_type": "password", "client_id": client_id, "username": "alice", "password": c.demo_password}
+        body = {
+            "grant_type": "password",
+            "client_id": client_id,
+            "username": "alice",
+            "password": c.demo_password.get_secret_value(),
+        }
         if client_id in known:
             body["client_secret"] = known[client_id]
         r = requests.post(settings.keycloak_token_url, data=body, timeout=30)
@@ -492,7 +505,7 @@ def test_the_published_default_credentials_of_the_services_open_nothing(lab, set
     catalog = _s3_as(settings, *_catalog_s3_key(settings, defaults))
     assert _denied(lambda: catalog.list_objects_v2(Bucket=settings.warehouse_bucket, MaxKeys=1))
     if settings.catalog != "nessie":
-        published = {"Authorization": f"Bearer {defaults.catalog_token}"}
+        published = {"Authorization": f"Bearer {defaults.catalog_token.get_secret_value()}"}
         assert requests.get(f"{settings.catalog_uri}/v1/config", headers=published, timeout=30).status_code == 401
 
 
@@ -525,7 +538,7 @@ def test_the_hubs_role_only_reads_the_workspace_database(lab, settings):
 
 
 def test_no_running_service_uses_the_superuser(lab, settings):
-    password = settings.credentials.postgres_password
+    password = settings.credentials.postgres_password.get_secret_value()
     users = {}
     for proc in lab_processes(lab):
         try:

@@ -27,7 +27,7 @@ from conftest import remove_workspace
 from hubclient import Api, HubSession
 from kernelclient import NotebookKernel
 
-from agp.core.settings import Credentials
+from agp.core.settings import REVEAL_SECRETS, Credentials
 from agp.core.tokens import KeyPaths
 from agp.spawner.osusers import os_user_name
 
@@ -138,7 +138,7 @@ def _private_pem_lines(text: str) -> list[str]:
 def lab_secrets(settings, own_uid: int | None, extra_tokens: dict[str, str]) -> dict[str, str]:
     """Every lab secret value by a readable name, collected as root."""
     out: dict[str, str] = {}
-    for name, value in settings.credentials.model_dump().items():
+    for name, value in settings.credentials.model_dump(context={REVEAL_SECRETS: True}).items():
         if SECRET_FIELD.search(name) and isinstance(value, str) and len(value) >= 6:
             out[f"credentials.{name}"] = value
     keys = KeyPaths(settings.keys_dir)
@@ -222,10 +222,10 @@ def test_no_lab_secret_is_within_a_kernels_reach(kernel, settings, servers, user
     secrets = lab_secrets(settings, uid if uid != 0 else None, others)
     assert any(k.startswith("env CONFIGPROXY_AUTH_TOKEN") for k in secrets), "the proxy's token was not found"
     assert any("JUPYTERHUB_API_TOKEN" in k for k in secrets), "no other process's hub API token was found"
-    defaults = Credentials().model_dump()
+    defaults = Credentials().model_dump(context={REVEAL_SECRETS: True})
     public_defaults = [
         f"credentials.{n}"
-        for n, v in settings.credentials.model_dump().items()
+        for n, v in settings.credentials.model_dump(context={REVEAL_SECRETS: True}).items()
         if defaults.get(n) == v and f"credentials.{n}" in secrets
     ]
     roots = sorted(

@@ -50,7 +50,10 @@ def test_a_member_spawns_a_server_with_the_workspace_environment(user_api, admin
         else:
             assert env["HOME"] == str(settings.lab_dir / "homes" / "alice")
         assert Path(env["HOME"], "workspaces", "demo").is_dir()
-        secrets = {settings.credentials.s3_secret_key, settings.credentials.postgres_password}
+        secrets = {
+            settings.credentials.s3_secret_key.get_secret_value(),
+            settings.credentials.postgres_password.get_secret_value(),
+        }
         assert not [k for k, v in env.items() if any(s in v for s in secrets)], "no long-lived secret in a server"
     finally:
         alice.hub("DELETE", "/users/alice/servers/demo")

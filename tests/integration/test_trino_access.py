@@ -43,7 +43,7 @@ def _public(settings: Settings, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def rules_token(lab, settings: Settings) -> str:
-    token = settings.credentials.trino_rules_token
+    token = settings.credentials.trino_rules_token.get_secret_value()
     assert token, f"the lab made no {GENERATED_CREDENTIALS['trino_rules_token']} in {settings.keys_dir}"
     return token
 

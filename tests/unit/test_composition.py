@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from agp.compose.services import CONFIG_DIR, catalog_policy, shared_env
 from agp.core import versions
@@ -243,7 +244,7 @@ def test_minio_init_gives_nessie_the_labs_user_and_policy(lab_settings):
     c = lab_settings.credentials
     assert (env["AGP_NESSIE_S3_ACCESS_KEY"], env["AGP_NESSIE_S3_SECRET_KEY"]) == (
         c.nessie_s3_access_key,
-        c.nessie_s3_secret_key,
+        c.nessie_s3_secret_key.get_secret_value(),
     )
     assert json.loads(env["AGP_NESSIE_POLICY"]) == catalog_policy(lab_settings.warehouse_bucket)
 
@@ -326,7 +327,8 @@ def test_shared_values_that_do_not_name_the_host_are_the_labs(lab_settings):
     ],
 )
 def test_service_setting_is_the_labs_default(name, var, field, lab_settings):
-    want = str(operator.attrgetter(field)(lab_settings))
+    value = operator.attrgetter(field)(lab_settings)
+    want = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     got = environment(name).get(var)
     assert got == want, f"service {name!r}: {var}={got!r}, the lab's {field} is {want!r}"
 

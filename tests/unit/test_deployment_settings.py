@@ -61,7 +61,7 @@ def test_hosts_and_secrets_dir_from_the_environment(tmp_path, monkeypatch):
     s = Settings(lab_dir=tmp_path)
     assert s.url("trino") == "http://trino.svc:8080"
     assert s.keys_dir == tmp_path / "mounted"
-    assert s.credentials.catalog_token == "from-the-secret"
+    assert s.credentials.catalog_token.get_secret_value() == "from-the-secret"
 
 
 def test_the_kubernetes_hub_spawns_pods_behind_a_proxy_of_its_own(tmp_path):

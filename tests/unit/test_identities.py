@@ -11,7 +11,7 @@ from agp.compose import services
 from agp.compose.java import Java
 from agp.compose.realm import hardening
 from agp.compose.services import LabPaths
-from agp.core.settings import Settings
+from agp.core.settings import Credentials, Settings, secret_settings_json
 
 
 @pytest.fixture
@@ -126,21 +126,23 @@ def test_nessie_gets_its_own_keys_and_role_not_the_root_ones(s):
     svc = services.nessie(s, LabPaths.of(s), Java(Path("/jdk"), 21))
     assert svc.env["AGP_NESSIE_S3_ACCESS_KEY"] == "agp-nessie"
     assert svc.env["AGP_NESSIE_DB_USER"] == "nessie"
-    assert s.credentials.s3_secret_key not in svc.env.values()
-    assert s.credentials.postgres_password not in svc.env.values()
+    assert s.credentials.s3_secret_key.get_secret_value() not in svc.env.values()
+    assert s.credentials.postgres_password.get_secret_value() not in svc.env.values()
 
 
 # ------------------------------------------------------------------------------------------------ command lines
 def test_keycloak_gets_its_database_password_in_the_environment_not_on_the_command_line(s):
     svc = services.keycloak(s, LabPaths.of(s), Java(Path("/jdk"), 21))
     assert not [a for a in svc.command if "password" in a.lower()]
-    assert s.credentials.keycloak_db_password not in " ".join(svc.command)
+    assert s.credentials.keycloak_db_password.get_secret_value() not in " ".join(svc.command)
     assert (svc.env["KC_DB_USERNAME"], svc.env["KC_DB_PASSWORD"]) == ("keycloak", "agp-lab-keycloak-db")
 
 
 def test_no_service_has_a_credential_on_its_command_line(s):
     p, jdk = LabPaths.of(s), Java(Path("/jdk"), 21)
-    secret = [v for k, v in s.credentials.model_dump().items() if "password" in k or "secret" in k]
+    values = [getattr(s.credentials, k).get_secret_value() for k in Credentials.secret_fields()]
+    secret = [v for v in values if v]  # the rules token is empty by default
+    assert len(secret) >= 15
     for svc in (
         services.postgres(s, p, None),
         services.minio(s, p),
@@ -155,9 +157,11 @@ def test_no_service_has_a_credential_on_its_command_line(s):
 
 def test_the_hubs_settings_hold_no_superuser_nor_other_services_secrets(s):
     c = services.hub_settings(s).credentials
-    assert (c.postgres_password, c.nessie_db_password, c.keycloak_db_password, c.nessie_s3_secret_key) == ("",) * 4
-    assert c.workspaces_db_password and c.hub_db_password and c.services_client_secret
-    assert s.credentials.postgres_password == "agp-lab-postgres"  # the lab's own settings are untouched
+    blanked = (c.postgres_password, c.nessie_db_password, c.keycloak_db_password, c.nessie_s3_secret_key)
+    assert [v.get_secret_value() for v in blanked] == [""] * 4
+    assert c.workspaces_db_password.get_secret_value() and c.hub_db_password.get_secret_value()
+    assert c.services_client_secret.get_secret_value()
+    assert s.credentials.postgres_password.get_secret_value() == "agp-lab-postgres"  # the lab's own: untouched
 
 
 # ------------------------------------------------------------------------------------------------ generated secrets
@@ -166,20 +170,22 @@ def test_a_lab_uses_the_credentials_it_generated_and_an_explicit_one_wins(tmp_pa
     from agp.core.settings import GENERATED_CREDENTIALS
 
     s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
-    assert s.credentials.nessie_db_password == "agp-lab-nessie-db"  # nothing generated yet: the default
+    assert s.credentials.nessie_db_password.get_secret_value() == "agp-lab-nessie-db"  # nothing generated yet
     keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))
     files = {f: (s.keys_dir / n) for f, n in GENERATED_CREDENTIALS.items()}
     assert {oct(p.stat().st_mode & 0o777) for p in files.values()} == {"0o600"}
     again = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
     for field, path in files.items():
-        assert getattr(again.credentials, field) == path.read_text() and len(path.read_text()) >= 40
+        assert getattr(again.credentials, field).get_secret_value() == path.read_text() and len(path.read_text()) >= 40
     assert again.db_url.startswith(
         f"postgresql+psycopg://agp_workspaces:{files['workspaces_db_password'].read_text()}@"
     )
     keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))  # made once: kept on the next up
     assert Settings(lab_dir=tmp_path / "lab").credentials == again.credentials
     monkeypatch.setenv("AGP_CREDENTIALS__NESSIE_DB_PASSWORD", "from-the-environment")
-    assert Settings(lab_dir=tmp_path / "lab").credentials.nessie_db_password == "from-the-environment"
+    assert (
+        Settings(lab_dir=tmp_path / "lab").credentials.nessie_db_password.get_secret_value() == "from-the-environment"
+    )
 
 
 def test_the_hubs_settings_file_keeps_its_blanks_when_read_back(tmp_path):
@@ -189,6 +195,7 @@ def test_the_hubs_settings_file_keeps_its_blanks_when_read_back(tmp_path):
     s = Settings(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
     keys.ensure_secrets(s.keys_dir, list(GENERATED_CREDENTIALS.values()))
     s.load_generated_credentials()
-    read_back = Settings.model_validate_json(services.hub_settings(s).model_dump_json())
-    assert read_back.credentials.nessie_db_password == "" and read_back.credentials.nessie_s3_secret_key == ""
-    assert read_back.credentials.workspaces_db_password == s.credentials.workspaces_db_password
+    read_back = Settings.model_validate_json(secret_settings_json(services.hub_settings(s)))
+    c = read_back.credentials
+    assert c.nessie_db_password.get_secret_value() == "" and c.nessie_s3_secret_key.get_secret_value() == ""
+    assert c.workspaces_db_password.get_secret_value() == s.credentials.workspaces_db_password.get_secret_value()

@@ -79,7 +79,7 @@ def test_trino_gets_its_spooling_key_from_the_environment():
     for key in ("AGP_S3_ENDPOINT", "AGP_S3_REGION", "AGP_TRINO_S3_ACCESS_KEY", "AGP_TRINO_S3_SECRET_KEY"):
         assert svc.env[key], f"spooling-manager.properties expands {key}"
     assert "AGP_S3_ACCESS_KEY" not in svc.env and "AGP_S3_SECRET_KEY" not in svc.env, "Trino holds no root key"
-    assert SETTINGS.credentials.s3_secret_key not in svc.env.values()
+    assert SETTINGS.credentials.s3_secret_key.get_secret_value() not in svc.env.values()
     assert svc.endpoints["spooling"] == "s3://agp-trino-spooling/"
 
 
