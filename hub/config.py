@@ -21,9 +21,15 @@ TEMPLATES = Path(__file__).parent / "templates"
 SERVICE = "workspaces"
 
 
-def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy", config_file: str | None = None) -> None:
-    """Configure JupyterHub from ``settings``; ``config_file`` (the hub's AGP_CONFIG) is handed to the workspace
-    service, which reads the same settings."""
+def configure(
+    c: Any,
+    settings: Settings,
+    chp: str = "configurable-http-proxy",
+    config_file: str | None = None,
+    service_env: dict[str, str] | None = None,
+) -> None:
+    """Configure JupyterHub from ``settings``; ``config_file`` (the hub's AGP_CONFIG) and ``service_env`` (the hub's
+    own ``AGP_*`` variables) are handed to the workspace service, which so reads the same settings as the hub."""
     s, host = settings, settings.bind_address
     state = s.lab_dir / "hub"
     state.mkdir(parents=True, exist_ok=True)
@@ -69,7 +75,21 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy", 
         # subclass's section would override them).
         c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
         c.KubeSpawner.image_pull_policy = "IfNotPresent"
-        return _common(c, s, state, config_file)
+        return _common(c, s, state, config_file, service_env)
+    if s.spawner == "docker":
+        # A container per server on the Docker host (compose/docker-compose.yml); the deployment names the image
+        # and the network the servers join (DockerSpawner.image, DockerSpawner.network_name).
+        c.JupyterHub.spawner_class = "workspace-docker"
+        c.WorkspaceDockerSpawner.db_url = s.hub_workspaces_db_url
+        c.WorkspaceDockerSpawner.data_plane_env = data_plane_env(s)
+        # On DockerSpawner itself, where a deployment's own DockerSpawner settings land and win.
+        c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
+        c.DockerSpawner.prefix = "agp"
+        c.DockerSpawner.remove = True  # a stopped server leaves no container; its home is a volume of its own
+        c.DockerSpawner.notebook_dir = "/home/jovyan"
+        c.DockerSpawner.volumes = {"agp-home-{username}--{servername}": "/home/jovyan"}
+        c.DockerSpawner.default_url = "/lab"
+        return _common(c, s, state, config_file, service_env)
     c.JupyterHub.spawner_class = "workspace-local"
     c.WorkspaceLocalSpawner.db_url = s.hub_workspaces_db_url  # the hub's own role: reads only
     c.WorkspaceLocalSpawner.run_as_os_users = s.run_as_os_users
@@ -87,10 +107,10 @@ def configure(c: Any, settings: Settings, chp: str = "configurable-http-proxy", 
         c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
         c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
         c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-    _common(c, s, state, config_file)
+    _common(c, s, state, config_file, service_env)
 
 
-def _common(c: Any, s: Settings, state: Path, config_file: str | None) -> None:
+def _common(c: Any, s: Settings, state: Path, config_file: str | None, service_env: dict[str, str] | None) -> None:
     """What every flavour of the hub shares: the server's token, the workspace service, the pages."""
     # The server's own token may also ask the workspace service (the credential broker) for its user.
     c.Spawner.server_token_scopes = [
@@ -110,7 +130,7 @@ def _common(c: Any, s: Settings, state: Path, config_file: str | None) -> None:
             "url": s.url("workspaces"),
             "command": [sys.executable, "-m", "agp.hub.service"],
             "oauth_no_confirm": True,
-            "environment": {"AGP_CONFIG": config_file or str(state / "settings.json")},
+            "environment": {**(service_env or {}), "AGP_CONFIG": config_file or str(state / "settings.json")},
         }
     ]
     c.JupyterHub.load_roles = [

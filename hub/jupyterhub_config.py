@@ -1,6 +1,7 @@
 # JupyterHub's config file for Antigravity: everything comes from agp.hub.config and the shared settings.
 # The lab starts the hub with `jupyterhub -f <this file>` and AGP_CONFIG naming the lab's settings; on Kubernetes
-# AGP_HUB_CONFIG also names the chart's traitlets config (its `hub.config` values), applied last.
+# AGP_HUB_CONFIG also names the chart's traitlets config (its `hub.config` values), applied last; docker-compose
+# passes its deployment's traits on the hub's command line (--DockerSpawner.image=...), which wins over both.
 import os
 import shutil
 
@@ -13,6 +14,9 @@ configure(
     Settings(),
     chp=shutil.which("configurable-http-proxy") or "configurable-http-proxy",
     config_file=os.environ.get("AGP_CONFIG"),
+    # The service reads the settings from the same sources as the hub: its AGP_* variables too (JupyterHub gives a
+    # managed service none of the hub's environment).
+    service_env={k: v for k, v in os.environ.items() if k.startswith("AGP_") and k != "AGP_HUB_CONFIG"},
 )
 if os.environ.get("AGP_HUB_CONFIG"):
     load_overrides(c, os.environ["AGP_HUB_CONFIG"])

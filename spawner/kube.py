@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from kubespawner import KubeSpawner
 
 from agp.core.models import Workspace
@@ -11,33 +9,9 @@ from agp.core.names import WorkspaceNames
 from agp.kernels import kernelspec
 
 from .local import WorkspaceMixin
+from .workspace import PART_OF, SERVER_GID, SERVER_UID, label_value, labels, resources
 
-PART_OF = "antigravity"
-
-
-def resources(ws: Workspace) -> dict[str, object]:
-    """Workspace quota to pod resources: the limit is the quota, the guarantee a quarter of it."""
-    return {
-        "cpu_limit": float(ws.cpu_limit),
-        "cpu_guarantee": round(float(ws.cpu_limit) / 4, 3),
-        "mem_limit": f"{int(ws.memory_limit_gb * 1024)}M",
-        "mem_guarantee": f"{int(ws.memory_limit_gb * 1024 / 4)}M",
-    }
-
-
-def label_value(value: str) -> str:
-    """A Kubernetes label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", value)[:63].strip("._-")
-    return cleaned or "none"
-
-
-def labels(username: str, names: WorkspaceNames) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/component": "workspace-server",
-        "antigravity.io/workspace": names.slug,
-        "antigravity.io/user": label_value(username),
-    }
+__all__ = ["PART_OF", "TRAITS", "WorkspaceKubeSpawner", "label_value", "labels", "pod_settings", "resources"]
 
 
 def pod_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[str, str]) -> dict[str, object]:
@@ -47,9 +21,9 @@ def pod_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[
         "labels": labels(username, names),
         "annotations": {"antigravity.io/workspace-display-name": ws.display_name},
         "env": dict(sorted(env.items())),
-        "uid": 1000,
-        "gid": 100,
-        "fs_gid": 100,
+        "uid": SERVER_UID,
+        "gid": SERVER_GID,
+        "fs_gid": SERVER_GID,
         "allow_privilege_escalation": False,
         "container_security_context": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
         "pod_security_context": {"seccompProfile": {"type": "RuntimeDefault"}},

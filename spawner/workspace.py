@@ -1,6 +1,9 @@
-"""What every flavour of the workspace spawner shares: the spawn check and the server's environment (pure)."""
+"""What every flavour of the workspace spawner shares (pure): the spawn check, the server's environment, and what the
+workspace decides about its server whatever runs it (quota, labels, the user and group it runs as)."""
 
 from __future__ import annotations
+
+import re
 
 from agp.core.models import State, Workspace
 from agp.core.names import InvalidName, WorkspaceNames
@@ -57,4 +60,37 @@ def workspace_env(base: dict[str, str], names: WorkspaceNames, ws: Workspace) ->
         "AGP_CATALOG_NAMESPACE": names.namespace,
         "AGP_SPARK_DEFAULT_NAMESPACE": names.namespace,
         "AGP_WORKSPACE_DISPLAY_NAME": ws.display_name,
+    }
+
+
+PART_OF = "antigravity"
+# The user and group a server runs as in a container (a pod, a Docker container): the notebook image's own user.
+SERVER_UID = 1000
+SERVER_GID = 100
+
+
+def resources(ws: Workspace) -> dict[str, object]:
+    """Workspace quota to a server's resources: the limit is the quota, the guarantee a quarter of it."""
+    return {
+        "cpu_limit": float(ws.cpu_limit),
+        "cpu_guarantee": round(float(ws.cpu_limit) / 4, 3),
+        "mem_limit": f"{int(ws.memory_limit_gb * 1024)}M",
+        "mem_guarantee": f"{int(ws.memory_limit_gb * 1024 / 4)}M",
+    }
+
+
+def label_value(value: str) -> str:
+    """A label value valid for Kubernetes (and so for Docker): at most 63 of [A-Za-z0-9._-], alphanumeric at both
+    ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", value)[:63].strip("._-")
+    return cleaned or "none"
+
+
+def labels(username: str, names: WorkspaceNames) -> dict[str, str]:
+    """The labels of a server's pod or container: what it is part of and whose workspace it serves."""
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": "workspace-server",
+        "antigravity.io/workspace": names.slug,
+        "antigravity.io/user": label_value(username),
     }

@@ -247,6 +247,12 @@ class Settings(BaseSettings):
         description="the hub's address in users' browsers (OAuth callback, logout, links), when it differs from "
         "where services reach it (default: the hub on `host`)",
     )
+    keycloak_public_url: str | None = Field(
+        None,
+        description="Keycloak's address in users' browsers, when it differs from where services reach it "
+        "(`urls.keycloak`): Keycloak runs with this as its hostname and a dynamic back channel, so the login "
+        "pages are here and its tokens name this issuer (default: the one address, as in the lab)",
+    )
     secrets_dir: Path | None = Field(
         None,
         description="folder of the platform's keys and generated secrets, one file each (default: <lab_dir>/secrets;"
@@ -260,11 +266,13 @@ class Settings(BaseSettings):
         "tables registered in the new catalog at its next `agp lab up`",
     )
     credentials: Credentials = Field(default_factory=Credentials)
-    spawner: Literal["local", "kubernetes"] = Field(
+    spawner: Literal["local", "kubernetes", "docker"] = Field(
         "local",
-        description="where workspace servers run: `local` (a process on the hub's machine: the mini-lab) or "
+        description="where workspace servers run: `local` (a process on the hub's machine: the mini-lab), "
         "`kubernetes` (a pod per server, KubeSpawner; its image, storage and namespace come from the hub's "
-        "traitlets config, e.g. the Helm chart's `singleuser` values)",
+        "traitlets config, e.g. the Helm chart's `singleuser` values) or `docker` (a container per server, "
+        "DockerSpawner, needs the `docker` extra; its image and network come from the hub's traitlets config, e.g. "
+        "compose/docker-compose.yml's command line of the hub)",
     )
     warehouse_bucket: str = Field("agp-warehouse", description="S3 bucket of the Iceberg warehouse")
     trino_spooling_bucket: str = Field(
@@ -492,6 +500,13 @@ class Settings(BaseSettings):
     def browser_url(self) -> str:
         """The hub as users' browsers reach it (``public_url``, else :attr:`hub_url`)."""
         return (self.public_url or self.hub_url).rstrip("/")
+
+    @property
+    def keycloak_issuers(self) -> tuple[str, ...]:
+        """The issuers a token of the realm may name: :attr:`keycloak_issuer`, and the realm at
+        ``keycloak_public_url`` when Keycloak's browser address differs from the services' one."""
+        public = self.keycloak_public_url and f"{self.keycloak_public_url.rstrip('/')}/realms/{self.realm}"
+        return tuple(dict.fromkeys(i for i in (self.keycloak_issuer, public) if i))
 
     @property
     def keycloak_token_url(self) -> str:

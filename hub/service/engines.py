@@ -25,6 +25,9 @@ class EngineIdentity:
 
     def __init__(self, settings: Settings, clients: frozenset[str] = ENGINE_CLIENTS):
         self.issuer = settings.keycloak_issuer
+        # Behind a split hostname (docker-compose: browsers and services reach Keycloak at different addresses)
+        # the realm's tokens name its public address; the keys are fetched where this service reaches Keycloak.
+        self.issuers = list(settings.keycloak_issuers)
         self.clients = clients
         # PyJWKClient caches the realm's keys and fetches them again for a key id it does not know.
         self.jwks = jwt.PyJWKClient(f"{self.issuer}/protocol/openid-connect/certs", cache_keys=True, lifespan=300)
@@ -50,5 +53,5 @@ class EngineIdentity:
     def _verify(self, token: str) -> dict:
         key = self.jwks.get_signing_key_from_jwt(token)
         return jwt.decode(
-            token, key.key, algorithms=["RS256"], issuer=self.issuer, options={"verify_aud": False, "require": ["exp"]}
+            token, key.key, algorithms=["RS256"], issuer=self.issuers, options={"verify_aud": False, "require": ["exp"]}
         )

@@ -1,420 +1,638 @@
-"""``compose/docker-compose.yml`` and the native lab run the same data plane: versions, config files, env, ports.
+"""``compose/docker-compose.yml`` runs the platform as the lab and the Helm chart configure it: the images as
+images/build.py tags them, the runtime's settings (``compose/docker/settings.yaml`` loaded as real Settings), Trino's
+and the catalog's configuration compared with the lab's builders and the chart's, the secrets folder's names, the
+published ports, and no secret in the file.
 
-No service is started: the compose file is read with ``yaml.safe_load`` and compared with
-:mod:`agp.core.versions`, :func:`agp.compose.services.shared_env`, the lab's defaults in
-:mod:`agp.core.settings` and the shared config files under ``compose/config``.
+No service is started: the file is read with ``yaml.safe_load``, ``${VAR:-default}`` taken at its default (what a
+plain ``docker compose up`` uses). ``tests/compose`` runs it for real (``-m compose``).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
-import operator
 import os
 import re
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import SecretStr
 
-from agp.compose.services import CONFIG_DIR, catalog_policy, shared_env
+from agp.compose import secrets as compose_secrets
+from agp.compose.services import CONFIG_DIR, LabPaths, catalog_properties, trino_files
 from agp.core import versions
-from agp.core.settings import DB_ROLES, Ports, Settings
+from agp.core.settings import DB_ROLES, GENERATED_CREDENTIALS, Credentials, Ports, Settings
 
-COMPOSE_FILE = CONFIG_DIR.parent / "docker-compose.yml"
-
-# `${AGP_X}` (Quarkus, Keycloak), `${ENV:AGP_X}` (Trino), either with an optional `:default`.
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = CONFIG_DIR.parent
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+DOCKER_DIR = COMPOSE_DIR / "docker"
+CHART = ROOT / "helm" / "antigravity"
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+# `${ENV:AGP_X}` (Trino) or `${AGP_X:default}` (Keycloak's realm import).
 PLACEHOLDER = re.compile(r"\$\{(?:ENV:)?(AGP_[A-Z0-9_]+)(?::[^}]*)?\}")
 
-# The files of compose/config the lab reads, selected as the lab selects them (services.trino_files,
-# Lab._write_configs, Lab._bootstrap, the Nessie command line), each with the compose service that
-# must mount it.
-LAB_READS = {
-    "trino/catalog/*.properties": "trino",
-    "keycloak/*-realm.json": "keycloak",
-    "postgres/init.sql": "postgres",
-    "nessie/application.properties": "nessie",
+# What each service listens on inside the compose networks (the images' and this file's own settings).
+SERVES = {
+    "postgres": {5432},
+    "minio": {9000},
+    "catalog": {8181},
+    "keycloak": {8080, 9000},
+    "hub": {8081, 8091},
+    "proxy": {8000, 8001},
+    "trino": {8080, 8443},
 }
-# Files the lab reads that no compose service mounts yet: Compose still runs Nessie (AGP_CATALOG=nessie); the
-# Iceberg REST catalog comes to Compose with the platform's own images.
-LAB_ONLY = {"catalog/AgpRestCatalog.java"}
-
-# Where each image reads such a file; Nessie reads it where JAVA_OPTS_APPEND points Quarkus.
-READ_FROM = {
-    "trino": "/etc/trino/catalog",
-    "keycloak": "/opt/keycloak/data/import",
-    "postgres": "/docker-entrypoint-initdb.d",
+# Settings port name -> the compose service that serves it (hosts of docker/settings.yaml).
+SERVICE_OF = {
+    "postgres": "postgres",
+    "minio": "minio",
+    "catalog": "catalog",
+    "trino": "trino",
+    "trino_https": "trino",
+    "keycloak": "keycloak",
+    "keycloak_management": "keycloak",
+    "hub": "proxy",
+    "proxy_api": "proxy",
+    "hub_api": "hub",
+    "workspaces": "hub",
 }
-
-# Each lab port (a field of Ports) as compose serves it: (service, container port).
-PORTS = {
-    "postgres": ("postgres", 5432),
-    "minio": ("minio", 9000),
-    "minio_console": ("minio", 9001),
-    "nessie": ("nessie", 19120),
-    "nessie_management": ("nessie", 19121),
-    "trino": ("trino", 8080),
-    "keycloak": ("keycloak", 8180),
-    "keycloak_management": ("keycloak", 9180),
-}
+# The only ports published on the host: settings port name -> (service, container port).
+PUBLISHED = {"hub": ("proxy", 8000), "keycloak": ("keycloak", 8080)}
+# Where workspace servers are, and who they may reach (the chart's NetworkPolicies, as far as networks go).
+SERVERS_REACH = {"hub", "proxy", "trino", "minio"}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+def _load_build():
+    spec = importlib.util.spec_from_file_location("agp_images_build_for_compose", ROOT / "images" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    sys.path.insert(0, str(ROOT / "images"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "images"))
+    return module
+
+
+build = _load_build()
+
+
+def expand(value: object, env: dict[str, str] | None = None) -> object:
+    """``${VAR:-default}`` as compose reads it with ``env`` (default: no variable set)."""
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda m: (env or {}).get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [expand(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, env) for k, v in value.items()}
+    return value
+
+
 @functools.cache
-def compose() -> dict:
+def raw() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+@functools.cache
+def compose() -> dict:
+    return expand(raw())
+
+
+def all_services() -> list[str]:
+    return sorted(compose()["services"])
+
+
 def service(name: str) -> dict:
-    services = compose().get("services") or {}
+    services = compose()["services"]
     assert name in services, f"{COMPOSE_FILE.name} has no service {name!r}"
     return services[name]
 
 
-def image_tag(name: str) -> str:
-    image = service(name).get("image", "")
-    _, sep, tag = image.rpartition(":")
-    assert sep and "/" not in tag, f"service {name!r}: image {image!r} names no tag"
-    return tag
-
-
 def environment(name: str) -> dict[str, str]:
-    """The variables a service sets itself; a bare name (passed through from the host) sets nothing."""
     env = service(name).get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env if "=" in item)
-    return {key: str(value) for key, value in env.items() if value is not None}
+    return {k: str(v) for k, v in env.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class Mount:
-    source: Path
-    target: str
+def secret_env(name: str) -> dict[str, str]:
+    """The variables docker/secret-env sets from secrets files: NAME -> secret name."""
+    entry = service(name).get("entrypoint") or []
+    if entry[:2] != ["/bin/sh", "/etc/agp/secret-env"]:
+        return {}
+    pairs = entry[2 : entry.index("--")]
+    return dict(p.split("=", 1) for p in pairs)
 
 
-def bind_mounts(name: str) -> list[Mount]:
-    """A service's bind mounts, host paths resolved against the compose file's folder; named volumes left out."""
-    mounts = []
+def wrapped_command(name: str) -> list[str]:
+    """What a service runs once its wrapper (secret-env, catalog.py) is done."""
+    entry = service(name).get("entrypoint") or []
+    if entry[:2] == ["/bin/sh", "/etc/agp/secret-env"]:
+        return entry[entry.index("--") + 1 :]
+    if entry[:2] == ["python3", "/etc/agp/catalog.py"]:
+        return entry[2:]
+    return entry
+
+
+def bind_mounts(name: str) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts of the repository's files (not the host's socket)."""
+    mounts = {}
     for volume in service(name).get("volumes") or []:
-        if isinstance(volume, dict):
-            if volume.get("type") != "bind":
-                continue
-            source, target = volume["source"], volume["target"]
-        else:
-            parts = volume.split(":")
-            if len(parts) < 2 or not parts[0].startswith((".", "/", "~")):
-                continue
-            source, target = parts[:2]
-        mounts.append(Mount((COMPOSE_FILE.parent / Path(source).expanduser()).resolve(), target))
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = (COMPOSE_DIR / source).resolve()
     return mounts
 
 
-@dataclass(frozen=True)
-class Published:
-    host_ip: str
-    host_port: int
+def named_volumes(name: str) -> dict[str, str]:
+    """Container path -> volume name."""
+    out = {}
+    for volume in service(name).get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        if not source.startswith((".", "/")):
+            out[target] = source
+    return out
 
 
-def published_ports(name: str) -> dict[int, Published]:
-    """Container port -> where the host publishes it; a port without a host port is not published."""
-    published = {}
-    for spec in service(name).get("ports") or []:
-        if isinstance(spec, dict):
-            if spec.get("published") is None:
-                continue
-            host_ip, host, container = spec.get("host_ip", "0.0.0.0"), spec["published"], spec["target"]
-        else:
-            parts = str(spec).split("/")[0].rsplit(":", 2)
-            if len(parts) == 1:
-                continue
-            host_ip, host, container = ("0.0.0.0", *parts) if len(parts) == 2 else parts
-        published[int(container)] = Published(host_ip, int(host))
-    return published
+def published(name: str, env: dict[str, str] | None = None) -> dict[int, tuple[str, int]]:
+    """Container port -> (host address, host port)."""
+    out = {}
+    for spec in raw()["services"][name].get("ports") or []:
+        host_ip, host_port, container = str(expand(spec, env)).rsplit(":", 2)
+        out[int(container)] = (host_ip, int(host_port))
+    return out
 
 
-def all_services() -> list[str]:
-    return sorted(compose().get("services") or {})
+def networks_of(name: str) -> set[str]:
+    nets = service(name).get("networks") or []
+    return set(nets if isinstance(nets, list) else nets.keys())
 
 
-def quarkus_config_locations(env: dict[str, str]) -> set[str]:
-    """The files Nessie's Quarkus reads, from ``-Dquarkus.config.locations`` or ``QUARKUS_CONFIG_LOCATIONS``."""
-    values = [
-        arg.partition("=")[2]
-        for arg in env.get("JAVA_OPTS_APPEND", "").split()
-        if arg.startswith("-Dquarkus.config.locations=")
-    ]
-    values.append(env.get("QUARKUS_CONFIG_LOCATIONS", ""))
-    return {loc.strip().removeprefix("file:") for value in values for loc in value.split(",") if loc.strip()}
+def dockerfile(image_name: str) -> Path:
+    return ROOT / "images" / image_name / "Dockerfile"
 
 
-def expected_targets(name: str, file: Path) -> set[str]:
-    if name == "nessie":
-        return quarkus_config_locations(environment(name))
-    return {f"{READ_FROM[name]}/{file.name}"}
+def image_entrypoint(image_name: str) -> list[str]:
+    steps = build.instructions(dockerfile(image_name).read_text())
+    last_from = max(i for i, (w, _) in enumerate(steps) if w == "FROM")
+    (entry,) = [json.loads(rest) for w, rest in steps[last_from:] if w == "ENTRYPOINT"]
+    return entry
 
 
-def lab_config_files() -> dict[Path, str]:
-    """The shared config files the lab reads -> the compose service that must mount each."""
-    return {file: name for pattern, name in LAB_READS.items() for file in sorted(CONFIG_DIR.glob(pattern))}
+def image_of(name: str) -> str:
+    """The images/ folder a service's image is built from (localhost/agp-<folder>:dev)."""
+    m = re.fullmatch(r"localhost/agp-([a-z]+):dev", service(name).get("image", ""))
+    assert m, f"service {name!r}: image {service(name).get('image')!r} is not localhost/agp-<name>:dev"
+    return m.group(1)
 
 
-def placeholders(file: Path) -> set[str]:
-    return set(PLACEHOLDER.findall(file.read_text()))
-
-
-def init_sql_databases() -> set[str]:
-    # The same pattern Lab._bootstrap reads the file with.
-    return set(re.findall(r"CREATE DATABASE (\w+);", (CONFIG_DIR / "postgres" / "init.sql").read_text()))
-
-
-def rel(file: Path) -> str:
-    return str(file.relative_to(CONFIG_DIR))
-
-
-def placeholder_params() -> list:
-    """(file, service that mounts it, placeholder) for every placeholder of the shared files."""
-    return [
-        pytest.param(
-            file,
-            name,
-            var,
-            id=f"{rel(file)}:{var}",
-        )
-        for file, name in lab_config_files().items()
-        for var in sorted(placeholders(file))
-    ]
+def properties(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
 
 
 @pytest.fixture
-def lab_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """The lab's default settings, whatever AGP_* variables this process was started with."""
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """docker/settings.yaml as the hub and its workspace service load it, with the hub's environment."""
     for key in [k for k in os.environ if k.startswith("AGP_")]:
         monkeypatch.delenv(key)
-    # A lab folder of its own: a lab on this machine generated credentials of its own, compose has the defaults.
-    monkeypatch.setenv("AGP_LAB_DIR", str(tmp_path / "lab"))
+    hub_env = environment("hub")
+    for key, value in hub_env.items():
+        if key.startswith("AGP_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AGP_CONFIG", str(bind_mounts("hub")[hub_env["AGP_CONFIG"]]))
     return Settings()
 
 
-# ------------------------------------------------------------------------------------------------- versions
-@pytest.mark.parametrize(
-    ("name", "version"),
-    [
-        ("nessie", versions.NESSIE_VERSION),
-        ("trino", versions.TRINO_VERSION),
-        ("keycloak", versions.KEYCLOAK_VERSION),
-    ],
-)
-def test_image_tag_is_the_pinned_version(name, version):
-    assert image_tag(name) == version, f"service {name!r}: image tag {image_tag(name)!r}, versions.py pins {version!r}"
-
-
-def test_postgres_major_is_the_pinned_one():
-    major = image_tag("postgres").split("-")[0].split(".")[0]
-    assert major == str(versions.POSTGRES_MAJOR), (
-        f"service 'postgres': image tag {image_tag('postgres')!r}, versions.py pins major {versions.POSTGRES_MAJOR}"
-    )
-
-
-def test_minio_image_is_built_at_the_pinned_module_version():
-    minio = service("minio")
-    args = (minio.get("build") or {}).get("args") or {}
-    assert args.get("MINIO_MODULE_VERSION") == versions.MINIO_MODULE_VERSION, (
-        f"service 'minio': build arg MINIO_MODULE_VERSION={args.get('MINIO_MODULE_VERSION')!r}, "
-        f"versions.py pins {versions.MINIO_MODULE_VERSION!r}"
-    )
-    assert versions.MINIO_RELEASE in image_tag("minio"), (
-        f"service 'minio': image {minio.get('image')!r} does not name release {versions.MINIO_RELEASE}"
-    )
-
-
-def test_minio_image_carries_the_pinned_mc():
-    build = service("minio")["build"]
-    assert (build.get("args") or {}).get("MC_MODULE_VERSION") == versions.MC_MODULE_VERSION
-    dockerfile = (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
-    defaults = set(re.findall(r"^ARG MC_MODULE_VERSION=(\S+)", dockerfile.read_text(), re.MULTILINE))
-    assert defaults == {versions.MC_MODULE_VERSION}, f"{dockerfile}: ARG MC_MODULE_VERSION defaults to {defaults}"
-    assert service("minio-init").get("image") == service("minio").get("image"), "minio-init runs mc of that image"
-
-
-def test_minio_init_gives_nessie_the_labs_user_and_policy(lab_settings):
-    env = environment("minio-init")
-    c = lab_settings.credentials
-    assert (env["AGP_NESSIE_S3_ACCESS_KEY"], env["AGP_NESSIE_S3_SECRET_KEY"]) == (
-        c.nessie_s3_access_key,
-        c.nessie_s3_secret_key.get_secret_value(),
-    )
-    assert json.loads(env["AGP_NESSIE_POLICY"]) == catalog_policy(lab_settings.warehouse_bucket)
-
-
-def test_minio_dockerfile_defaults_to_the_pinned_module_version():
-    build = service("minio")["build"]
-    dockerfile = (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
-    assert dockerfile.is_file(), f"service 'minio': build file {dockerfile} does not exist"
-    defaults = set(re.findall(r"^ARG MINIO_MODULE_VERSION=(\S+)", dockerfile.read_text(), re.MULTILINE))
-    assert defaults == {versions.MINIO_MODULE_VERSION}, (
-        f"{dockerfile}: ARG MINIO_MODULE_VERSION defaults to {sorted(defaults)}, "
-        f"versions.py pins {versions.MINIO_MODULE_VERSION!r}"
-    )
-
-
-# --------------------------------------------------------------------------------------------- config files
-def test_every_shared_config_file_is_one_the_lab_reads():
-    unread = sorted(
-        rel(f) for f in CONFIG_DIR.rglob("*") if f.is_file() and f not in lab_config_files() and rel(f) not in LAB_ONLY
-    )
-    assert not unread, f"compose/config holds files no rule of LAB_READS covers: {unread}"
-
-
-@pytest.mark.parametrize(("file", "name"), lab_config_files().items(), ids=[rel(f) for f in lab_config_files()])
-def test_config_file_is_mounted_where_the_service_reads_it(file, name):
-    targets = {m.target for m in bind_mounts(name) if m.source == file}
-    assert targets, f"service {name!r} does not mount {rel(file)}"
-    wanted = expected_targets(name, file)
-    assert targets & wanted, f"service {name!r} mounts {rel(file)} at {sorted(targets)}, reads it at {sorted(wanted)}"
+# ------------------------------------------------------------------------------------------------------ images
+def test_every_service_runs_an_image_of_images_build_py():
+    for name in all_services():
+        folder = image_of(name)
+        assert folder in build.ORDER, f"service {name!r}: images/build.py builds no image {folder!r}"
 
 
 @pytest.mark.parametrize("name", all_services())
+def test_each_image_is_built_from_its_folder_on_the_local_base(name):
+    folder = image_of(name)
+    b = service(name)["build"]
+    assert (COMPOSE_DIR / b["context"]).resolve() == ROOT, f"service {name!r}: build context is not the repository"
+    assert b["dockerfile"] == f"images/{folder}/Dockerfile" and dockerfile(folder).is_file()
+    assert b["args"]["BASE"] == build.BASE, f"service {name!r}: BASE defaults to {b['args']['BASE']!r}"
+
+
+def test_services_of_one_image_build_it_alike():
+    by_image: dict[str, list[dict]] = {}
+    for name in all_services():
+        by_image.setdefault(service(name)["image"], []).append(service(name)["build"])
+    for image, builds in by_image.items():
+        assert all(b == builds[0] for b in builds), f"{image} is built in different ways"
+
+
+def test_minio_is_built_at_the_pinned_versions():
+    args = service("minio")["build"]["args"]
+    assert args["MINIO_MODULE_VERSION"] == versions.MINIO_MODULE_VERSION
+    assert args["MC_MODULE_VERSION"] == versions.MC_MODULE_VERSION
+    text = dockerfile("minio").read_text()
+    assert f"ARG MINIO_MODULE_VERSION={versions.MINIO_MODULE_VERSION}" in text
+
+
+@pytest.mark.parametrize("name", ["keycloak", "hub", "proxy", "trino", "catalog"])
+def test_a_wrapped_entrypoint_runs_the_images_own(name):
+    # secret-env and catalog.py run what the image would have run: a changed Dockerfile must change this file.
+    assert wrapped_command(name) == image_entrypoint(image_of(name)), name
+
+
+def test_the_hub_image_carries_the_docker_spawner():
+    assert "[hub,kubernetes,docker]" in dockerfile("hub").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+def test_the_settings_file_is_valid_runtime_settings(settings):
+    assert settings.spawner == "docker" and settings.bind_address == "0.0.0.0"
+    assert settings.keys_dir == Path("/run/secrets")
+    assert settings.server_os_users is False
+    assert settings.browser_url == f"http://127.0.0.1:{Ports().hub}"
+    assert settings.keycloak_public_url == f"http://127.0.0.1:{Ports().keycloak}"
+
+
+def test_the_set_up_and_the_hub_read_the_same_settings():
+    for name in ("setup", "hub"):
+        path = environment(name)["AGP_CONFIG"]
+        assert bind_mounts(name)[path] == DOCKER_DIR / "settings.yaml", name
+
+
+def test_every_settings_host_is_the_service_that_serves_the_port(settings):
+    for port_name, svc in SERVICE_OF.items():
+        assert settings.host_of(port_name) == svc, f"{port_name}: settings name {settings.host_of(port_name)!r}"
+        port = getattr(settings.ports, port_name)
+        assert port in SERVES[svc], f"ports.{port_name}={port}, but {svc} serves {sorted(SERVES[svc])}"
+    assert set(SERVES) <= set(all_services())
+
+
+def _urls(text: str) -> list[tuple[str, int]]:
+    return [(h, int(p)) for h, p in re.findall(r"(?:https?|jdbc:postgresql)://([a-z][\w-]*):(\d+)", text)]
+
+
+def test_every_url_between_services_names_a_service_on_a_port_it_serves():
+    texts = [COMPOSE_FILE.read_text()] + [p.read_text() for p in DOCKER_DIR.rglob("*") if p.is_file()]
+    found = [u for text in texts for u in _urls(text) if u[0] not in {"localhost"}]
+    assert found
+    for host, port in found:
+        assert host in SERVES, f"{host}:{port} is no service of docker-compose.yml"
+        assert port in SERVES[host], f"{host}:{port}: {host} serves {sorted(SERVES[host])}"
+
+
+def test_endpoints_in_the_environment_are_the_settings(settings):
+    trino, catalog = environment("trino"), environment("catalog")
+    assert trino["AGP_TRINO_CATALOG_URI"] == settings.trino_catalog_uri
+    assert trino["AGP_KEYCLOAK_TOKEN_URL"] == settings.keycloak_token_url
+    assert trino["AGP_S3_ENDPOINT"] == catalog["AGP_S3_ENDPOINT"] == settings.s3_endpoint
+    assert trino["AGP_S3_REGION"] == catalog["AGP_S3_REGION"] == settings.s3_region
+    assert trino["AGP_TRINO_S3_ACCESS_KEY"] == settings.credentials.trino_s3_access_key
+    assert catalog["AGP_CATALOG_WAREHOUSE"] == f"s3://{settings.warehouse_bucket}/"
+    assert catalog["AGP_CATALOG_JDBC_URL"] == (
+        f"jdbc:postgresql://{settings.host_of('postgres')}:{settings.ports.postgres}/iceberg"
+    )
+    assert environment("minio")["MINIO_ROOT_USER"] == settings.credentials.s3_access_key
+    assert environment("postgres")["POSTGRES_USER"] == settings.credentials.postgres_user
+    assert environment("keycloak")["KC_DB_USERNAME"] == DB_ROLES["keycloak"]
+    assert environment("keycloak")["KC_DB_URL"].endswith(f"{settings.ports.postgres}/keycloak")
+
+
+def test_trino_and_its_rules_follower_use_the_workspace_services_doors(settings):
+    service_url = f"http://{settings.host_of('workspaces')}:{settings.ports.workspaces}/services/workspaces"
+    config = properties(DOCKER_DIR / "trino" / "config.properties")
+    assert config["http-server.authentication.jwt.key-file"] == f"{service_url}/jwks.json"
+    assert f"--url={service_url}/trino/rules.json" in service("trino-rules")["command"]
+
+
+def test_keycloak_has_the_browser_address_the_hub_sends_users_to(settings):
+    kc = environment("keycloak")
+    assert kc["KC_HOSTNAME"] == settings.keycloak_public_url
+    assert kc["KC_HOSTNAME_BACKCHANNEL_DYNAMIC"] == "true"
+    assert kc["AGP_HUB_URL"] == settings.browser_url  # the realm's redirect URIs
+    assert settings.keycloak_issuers == (
+        f"http://keycloak:{settings.ports.keycloak}/realms/antigravity",
+        f"{settings.keycloak_public_url}/realms/antigravity",
+    )
+
+
+def test_the_hub_is_configured_for_docker(settings, tmp_path):
+    from traitlets.config import Config
+
+    from agp.hub.config import configure
+
+    c = Config()
+    configure(c, settings.model_copy(update={"lab_dir": tmp_path}), config_file="/etc/agp/settings.yaml")
+    assert c.JupyterHub.spawner_class == "workspace-docker"
+    assert c.JupyterHub.hub_connect_url == "http://hub:8081"
+    assert c.ConfigurableHTTPProxy.api_url == "http://proxy:8001" and c.ConfigurableHTTPProxy.should_start is False
+    assert c.WorkspaceDockerSpawner.data_plane_env["AGP_TRINO_HOST"] == "trino"
+    assert c.DockerSpawner.cmd == ["jupyterhub-singleuser"] and c.DockerSpawner.remove is True
+    # The service's environment: the hub's settings file (and the hub's AGP_* variables, from jupyterhub_config.py).
+    (svc,) = c.JupyterHub.services
+    assert svc["environment"]["AGP_CONFIG"] == "/etc/agp/settings.yaml"
+
+
+def test_the_hub_starts_servers_from_the_notebook_image_on_the_servers_network():
+    args = dict(a.removeprefix("--").split("=", 1) for a in service("hub")["command"])
+    assert args["DockerSpawner.image"] == service("notebook")["image"]
+    assert args["DockerSpawner.network_name"] == compose()["networks"]["servers"]["name"]
+    assert service("hub")["volumes"][-1].endswith(":/var/run/docker.sock")
+    assert environment("hub")["DOCKER_HOST"] == "unix:///var/run/docker.sock"
+
+
+def test_servers_network_holds_only_what_servers_reach(settings):
+    # What a server is handed (agp.spawner.data_plane_env, the broker's Trino address) is on its network.
+    for url in (settings.hub_url, settings.s3_endpoint, settings.trino_https_url):
+        assert urlsplit(url).hostname in SERVERS_REACH, url
+    on_servers = {name for name in all_services() if "servers" in networks_of(name)}
+    assert on_servers == SERVERS_REACH
+    for name in ("postgres", "keycloak", "catalog"):
+        assert networks_of(name) == {"platform"}, name
+
+
+# ------------------------------------------------------------------------------------------- Trino and catalog
+def test_trino_mounts_every_config_file_where_it_reads_it():
+    mounts = bind_mounts("trino")
+    for f in sorted((DOCKER_DIR / "trino").iterdir()):
+        assert mounts.get(f"/etc/trino/{f.name}") == f, f"trino does not mount docker/trino/{f.name}"
+    for f in sorted((CONFIG_DIR / "trino" / "catalog").glob("*.properties")):
+        assert mounts.get(f"/etc/trino/catalog/{f.name}") == f, f"trino does not mount {f.name}"
+
+
+def test_trino_reads_the_rules_its_follower_writes():
+    rules_file = properties(DOCKER_DIR / "trino" / "access-control.properties")["security.config-file"]
+    trino_volume = named_volumes("trino")[str(Path(rules_file).parent)]
+    out = next(a.split("=", 1)[1] for a in service("trino-rules")["command"] if a.startswith("--out="))
+    assert named_volumes("trino-rules")[str(Path(out).parent)] == trino_volume
+    assert Path(out).name == Path(rules_file).name
+    assert service("trino")["depends_on"]["trino-rules"]["condition"] == "service_healthy"
+    assert out in service("trino-rules")["healthcheck"]["test"]
+
+
+def test_trino_is_configured_as_in_the_lab(tmp_path):
+    s = Settings(lab_dir=tmp_path)
+    lab = {p.name: t for p, t in trino_files(s, LabPaths.of(s)).items()}
+    ours = {p.name: p.read_text() for p in (DOCKER_DIR / "trino").iterdir()}
+    assert set(ours) == set(lab) - {"iceberg.properties"}
+
+    def keyvalues(text: str) -> dict[str, str]:
+        return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln and not ln.startswith("#"))
+
+    # Paths, addresses, sizes and node names differ by nature; every setting that decides behaviour is the lab's.
+    local = {
+        "http-server.https.keystore.path",
+        "discovery.uri",
+        "http-server.authentication.jwt.key-file",
+        "query.max-memory",
+        "query.max-memory-per-node",
+        "node.environment",
+        "node.id",
+        "node.data-dir",
+        "node.internal-address",
+        "security.config-file",
+    }
+    for name in ("config.properties", "access-control.properties", "spooling-manager.properties", "node.properties"):
+        mine, theirs = keyvalues(ours[name]), keyvalues(lab[name])
+        assert {k: v for k, v in mine.items() if k not in local and k in theirs} == {
+            k: v for k, v in theirs.items() if k not in local and k in mine
+        }, name
+        assert set(theirs) - local - {"node.internal-address"} <= set(mine), name
+    assert ours["log.properties"] == lab["log.properties"]
+    lab_jvm = [a for a in lab["jvm.config"].split() if "HeapDump" not in a]
+    assert ours["jvm.config"].split() == lab_jvm
+
+
+def test_trino_is_configured_as_in_the_chart():
+    text = (CHART / "templates" / "trino-config.yaml").read_text()
+    block = text.split("config-coordinator.properties: |")[1].split("{{- $wheap")[0]
+    chart = dict(ln.strip().split("=", 1) for ln in block.splitlines() if "=" in ln and "{{" not in ln)
+    mine = properties(DOCKER_DIR / "trino" / "config.properties")
+    local = {"http-server.https.keystore.path", "discovery.uri"}
+    assert {k: v for k, v in chart.items() if k not in local} == {
+        k: v for k, v in mine.items() if k in chart and k not in local
+    }
+    assert set(chart) <= set(mine)
+
+
+def test_the_catalog_properties_are_the_labs(tmp_path, settings):
+    spec = importlib.util.spec_from_file_location("agp_compose_catalog", DOCKER_DIR / "catalog.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("postgres-iceberg.password", "minio-agp-iceberg.secret"):
+        (tmp_path / name).write_text(f"value of {name}\n")
+    ours = module.properties(environment("catalog"), tmp_path)
+    lab_settings = Settings(lab_dir=tmp_path / "lab")
+    lab = properties_text(catalog_properties(lab_settings, LabPaths.of(lab_settings)))
+    assert set(ours) == set(lab)
+    assert ours["jdbc.password"] == "value of postgres-iceberg.password"
+    assert ours["agp.port"] == str(settings.ports.catalog)
+    assert settings.keys_dir == module.SECRETS  # where compose mounts the secrets the script reads
+    assert ours["agp.token-file"] == str(tmp_path / GENERATED_CREDENTIALS["catalog_token"])
+    assert ours["jdbc.user"] == DB_ROLES["iceberg"]
+    assert ours["s3.access-key-id"] == settings.credentials.catalog_s3_access_key
+    same = {"jdbc.schema-version", "retryable_status_codes", "io-impl", "s3.path-style-access"}
+    assert {k: ours[k] for k in same} == {k: lab[k] for k in same}
+
+
+def properties_text(text: str) -> dict[str, str]:
+    return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln and not ln.startswith("#"))
+
+
+# --------------------------------------------------------------------------------------- mounts and placeholders
+@pytest.mark.parametrize("name", all_services())
 def test_every_bind_mounted_host_path_exists(name):
-    missing = [str(m.source) for m in bind_mounts(name) if not m.source.exists()]
+    missing = [str(p) for p in bind_mounts(name).values() if not p.exists()]
     assert not missing, f"service {name!r} mounts host paths that do not exist: {missing}"
 
 
-# -------------------------------------------------------------------------------------------- environment
-@pytest.mark.parametrize(("file", "name", "var"), placeholder_params())
-def test_placeholder_is_set_by_the_service_that_mounts_the_file(file, name, var):
-    assert var in environment(name), f"{rel(file)} expands ${{{var}}}, which service {name!r} does not set"
+def test_keycloak_imports_the_labs_realm():
+    realm = CONFIG_DIR / "keycloak" / "antigravity-realm.json"
+    assert bind_mounts("keycloak")["/opt/keycloak/data/import/antigravity-realm.json"] == realm
+    assert service("keycloak")["command"] == ["start", "--optimized", "--import-realm"]
 
 
-@pytest.mark.parametrize(("file", "name", "var"), placeholder_params())
-def test_placeholder_is_produced_by_the_lab(file, name, var, lab_settings):
-    assert var in shared_env(lab_settings), f"{rel(file)} expands ${{{var}}}, which shared_env() does not produce"
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("keycloak", CONFIG_DIR / "keycloak" / "antigravity-realm.json"),
+        *[("trino", f) for f in sorted((DOCKER_DIR / "trino").iterdir())],
+        ("trino", CONFIG_DIR / "trino" / "catalog" / "iceberg.properties"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v.name,
+)
+def test_every_placeholder_of_a_mounted_file_is_set(name, file):
+    have = set(environment(name)) | set(secret_env(name))
+    missing = sorted(set(PLACEHOLDER.findall(file.read_text())) - have)
+    assert not missing, f"{file.name} expands {missing}, which service {name!r} does not set"
 
 
-def test_shared_environment_has_the_keys_of_the_lab(lab_settings):
-    compose_keys, lab_keys = set(compose().get("x-agp-env") or {}), set(shared_env(lab_settings))
-    assert compose_keys == lab_keys, (
-        f"x-agp-env lacks {sorted(lab_keys - compose_keys)}, has extra {sorted(compose_keys - lab_keys)}"
-    )
+# ------------------------------------------------------------------------------------------------------ secrets
+def secrets_of(name: str) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service(name).get("secrets") or []}
 
 
-def test_shared_values_that_do_not_name_the_host_are_the_labs(lab_settings):
-    ours = {key: str(value) for key, value in (compose().get("x-agp-env") or {}).items()}
-    differ = {
-        key: (ours.get(key), value)
-        for key, value in shared_env(lab_settings).items()
-        if lab_settings.host not in value and ours.get(key) != value
+def chart_items(template: str, volume: str) -> set[str]:
+    text = (CHART / "templates" / template).read_text()
+    block = re.search(rf"- name: {volume}\n.*?range list (.*?) \}}\}}", text, re.S).group(1)
+    return set(re.findall(r'"([^"]+)"', block))
+
+
+def test_the_secrets_folder_holds_every_declared_secret():
+    declared = raw()["secrets"]
+    assert set(declared) <= set(compose_secrets.names())
+    for name, spec in declared.items():
+        assert spec == {"file": "${AGP_SECRETS_DIR:-./secrets}/" + name}, name
+    used = set().union(*(secrets_of(n) for n in all_services()))
+    assert used == set(declared), f"declared but unused: {sorted(set(declared) - used)}"
+
+
+def test_the_secrets_folder_has_the_charts_secret_keys():
+    text = (CHART / "templates" / "secret.yaml").read_text()
+    chart = set(re.findall(r'"([^"]+)"', re.search(r"\$random := list(.*?)\}\}", text, re.S).group(1)))
+    chart |= set(re.findall(r'set \$data "([^"]+)"', text))
+    assert chart <= set(compose_secrets.names()), sorted(chart - set(compose_secrets.names()))
+
+
+def test_each_service_mounts_what_its_chart_pod_mounts():
+    assert secrets_of("setup") == chart_items("hub.yaml", "setup-secrets")
+    assert secrets_of("catalog") == chart_items("catalog.yaml", "secrets")
+    # The hub's environment secrets come from the same folder here (the chart sets them from its Secret).
+    assert secrets_of("hub") == chart_items("hub.yaml", "hub-secrets") | {
+        "hub-cookie-secret",
+        "hub-crypt-key",
+        "proxy-token",
     }
-    assert not differ, f"x-agp-env values differ from the lab's (compose, lab): {differ}"
 
 
-@pytest.mark.parametrize(
-    ("name", "var", "field"),
-    [
-        ("postgres", "POSTGRES_USER", "credentials.postgres_user"),
-        ("postgres", "POSTGRES_PASSWORD", "credentials.postgres_password"),
-        ("minio", "MINIO_ROOT_USER", "credentials.s3_access_key"),
-        ("minio", "MINIO_ROOT_PASSWORD", "credentials.s3_secret_key"),
-        ("minio", "MINIO_REGION", "s3_region"),
-        ("minio-init", "AGP_ROOT_USER", "credentials.s3_access_key"),
-        ("minio-init", "AGP_ROOT_PASSWORD", "credentials.s3_secret_key"),
-        ("minio-init", "AGP_WAREHOUSE_BUCKET", "warehouse_bucket"),
-        ("keycloak", "KC_DB_PASSWORD", "credentials.keycloak_db_password"),
-        ("keycloak", "KC_BOOTSTRAP_ADMIN_USERNAME", "credentials.keycloak_admin"),
-        ("keycloak", "KC_BOOTSTRAP_ADMIN_PASSWORD", "credentials.keycloak_admin_password"),
-    ],
-)
-def test_service_setting_is_the_labs_default(name, var, field, lab_settings):
-    value = operator.attrgetter(field)(lab_settings)
-    want = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    got = environment(name).get(var)
-    assert got == want, f"service {name!r}: {var}={got!r}, the lab's {field} is {want!r}"
-
-
-@pytest.mark.parametrize(
-    ("name", "var"),
-    [
-        ("nessie", "AGP_S3_ENDPOINT"),
-        ("nessie", "AGP_NESSIE_JDBC_URL"),
-        ("trino", "AGP_S3_ENDPOINT"),
-        ("trino", "AGP_CATALOG_URI"),
-        ("keycloak", "KC_DB_URL"),
-    ],
-)
-def test_endpoint_is_a_compose_service_on_a_port_it_serves(name, var):
-    value = environment(name).get(var, "")
-    url = urlsplit(value.removeprefix("jdbc:"))
-    assert url.hostname in all_services(), f"service {name!r}: {var}={value!r} names no compose service"
-    assert url.port in published_ports(url.hostname), (
-        f"service {name!r}: {var}={value!r}, but {url.hostname!r} serves {sorted(published_ports(url.hostname))}"
-    )
-
-
-def test_catalog_uri_has_the_labs_path(lab_settings):
-    got = urlsplit(environment("trino")["AGP_CATALOG_URI"]).path
-    nessie = lab_settings.model_copy(update={"catalog": "nessie"})  # Compose runs Nessie (see LAB_ONLY)
-    assert got == urlsplit(nessie.catalog_uri).path, (
-        f"service 'trino': AGP_CATALOG_URI path {got!r}, the lab's is {urlsplit(nessie.catalog_uri).path!r}"
-    )
-
-
-@pytest.mark.parametrize(("name", "var"), [("nessie", "AGP_NESSIE_JDBC_URL"), ("keycloak", "KC_DB_URL")])
-def test_jdbc_url_names_a_database_of_init_sql(name, var):
-    database = urlsplit(environment(name)[var].removeprefix("jdbc:")).path.lstrip("/")
-    assert database in init_sql_databases(), (
-        f"service {name!r}: {var} names database {database!r}, init.sql creates {sorted(init_sql_databases())}"
-    )
-
-
-def test_postgres_entrypoint_does_not_create_a_database_of_init_sql():
-    # The image creates POSTGRES_DB (default: the user's name) unless it is `postgres`, then runs init.sql,
-    # which stops at a CREATE DATABASE of a database that exists.
-    env = environment("postgres")
-    default_db = env.get("POSTGRES_DB") or env.get("POSTGRES_USER") or "postgres"
-    assert default_db == "postgres" or default_db not in init_sql_databases(), (
-        f"service 'postgres': the entrypoint creates database {default_db!r}, which init.sql creates again"
-    )
-
-
-def test_keycloak_connects_as_its_own_role():
-    assert environment("keycloak").get("KC_DB_USERNAME") == DB_ROLES["keycloak"]
-
-
-def test_init_sql_gives_each_database_the_labs_role_and_password(lab_settings):
-    # Compose's PostgreSQL makes the roles from init.sql; the lab makes them with services.postgres_roles.
-    sql = (CONFIG_DIR / "postgres" / "init.sql").read_text()
-    passwords = dict(re.findall(r"CREATE ROLE (\w+) LOGIN [A-Z ]*PASSWORD '([^']*)';", sql))
-    owners = dict(re.findall(r"ALTER DATABASE (\w+) OWNER TO (\w+);", sql))
-    assert owners == DB_ROLES, f"init.sql: owners {owners}, the lab's DB_ROLES {DB_ROLES}"
-    want = {role: lab_settings.db_password(role) for role in DB_ROLES.values()}
-    assert passwords == want, f"init.sql: role passwords {passwords}, the lab's {want}"
-    assert lab_settings.credentials.postgres_user not in passwords
-
-
-# ------------------------------------------------------------------------------------------------------ ports
-@pytest.mark.parametrize(("port", "target"), PORTS.items(), ids=list(PORTS))
-def test_published_host_port_is_the_labs_default(port, target):
-    name, container_port = target
-    published = published_ports(name)
-    assert container_port in published, f"service {name!r} does not publish container port {container_port}"
-    want = getattr(Ports(), port)
-    got = published[container_port].host_port
-    assert got == want, f"service {name!r}: {container_port} published on {got}, the lab's ports.{port} is {want}"
+def test_the_hub_never_mounts_the_superusers_or_other_services_secrets():
+    for forbidden in (
+        "postgres-superuser.password",
+        "minio-root.secret",
+        "postgres-iceberg.password",
+        "minio-agp-iceberg.secret",
+        "minio-agp-trino.secret",
+        "keycloak-admin.password",
+        "postgres-keycloak.password",
+    ):
+        assert forbidden not in secrets_of("hub") | secrets_of("trino-rules") | secrets_of("proxy"), forbidden
 
 
 @pytest.mark.parametrize("name", all_services())
-def test_service_publishes_only_lab_ports_on_the_lab_host(name, lab_settings):
-    known = {target for target in PORTS.values() if target[0] == name}
-    for container_port, published in published_ports(name).items():
-        assert (name, container_port) in known, f"service {name!r} publishes {container_port}, not a port of Ports"
-        assert published.host_ip == lab_settings.host, (
-            f"service {name!r}: {container_port} published on {published.host_ip}, the lab binds {lab_settings.host}"
-        )
+def test_secret_env_reads_only_mounted_secrets(name):
+    missing = set(secret_env(name).values()) - secrets_of(name)
+    assert not missing, f"service {name!r} reads {sorted(missing)}, which it does not mount"
+
+
+def _secret_defaults() -> set[str]:
+    values = set()
+    for field, info in Credentials.model_fields.items():
+        default = info.default
+        value = default.get_secret_value() if hasattr(default, "get_secret_value") else default
+        if isinstance(value, str) and value and re.search(r"password|secret|token", field):
+            values.add(value)
+    return values
+
+
+def test_no_secret_is_written_in_the_file():
+    texts = {COMPOSE_FILE.name: COMPOSE_FILE.read_text()}
+    texts |= {str(p.relative_to(COMPOSE_DIR)): p.read_text() for p in DOCKER_DIR.rglob("*") if p.is_file()}
+    defaults = _secret_defaults()
+    assert defaults, "no default credential found to look for"
+    for name, text in texts.items():
+        leaked = sorted(v for v in defaults if v in text)
+        assert not leaked, f"{name} holds lab credentials {leaked}"
+    for svc in all_services():
+        for key, value in environment(svc).items():
+            if re.search(r"PASSWORD|SECRET|TOKEN(_FILE)?$|CRYPT_KEY|SPOOLING_KEY", key):
+                assert value.startswith("/run/secrets/") and key.endswith("_FILE"), (
+                    f"service {svc!r}: {key} is set in the file; read it from the secrets folder"
+                )
+
+
+def test_the_secrets_command_makes_every_file(tmp_path):
+    folder = tmp_path / "secrets"
+    made = compose_secrets.ensure(folder, demo_password="demo-pass")
+    assert set(made) == set(compose_secrets.names()) == {p.name for p in folder.iterdir()}
+    assert (folder / "demo-user.password").read_text() == "demo-pass"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert all((folder / n).stat().st_mode & 0o777 == 0o444 for n in made)
+    assert len((folder / "hub-crypt-key").read_text()) == 64  # hex of 32 bytes, as JupyterHub wants
+    before = {n: (folder / n).read_bytes() for n in made}
+    assert compose_secrets.ensure(folder) == []
+    assert before == {n: (folder / n).read_bytes() for n in made}, "a second run changed a secret"
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((folder / "trino-ca.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "trino" in names  # the name the servers' kernels reach Trino by
+
+
+# -------------------------------------------------------------------------------------------------------- ports
+def test_only_the_hub_and_keycloak_are_published():
+    publishing = {name: published(name) for name in all_services() if published(name)}
+    assert {(n, p) for n, ports in publishing.items() for p in ports} == set(PUBLISHED.values())
+
+
+@pytest.mark.parametrize("port_name", PUBLISHED)
+def test_a_published_port_is_the_labs_default_on_loopback_and_overridable(port_name):
+    name, container = PUBLISHED[port_name]
+    assert published(name)[container] == ("127.0.0.1", getattr(Ports(), port_name))
+    moved = published(name, {"AGP_HUB_PORT": "18000", "AGP_KEYCLOAK_PORT": "18180", "AGP_PUBLISH_ADDRESS": "0.0.0.0"})
+    assert moved[container] == ("0.0.0.0", {"hub": 18000, "keycloak": 18180}[port_name])
+
+
+def test_public_urls_follow_the_published_ports():
+    env = {"AGP_HUB_PORT": "18000", "AGP_KEYCLOAK_PORT": "18180", "AGP_PUBLIC_HOST": "lab.example.org"}
+    hub = expand(raw()["services"]["hub"]["environment"], env)
+    kc = expand(raw()["services"]["keycloak"]["environment"], env)
+    assert hub["AGP_PUBLIC_URL"] == kc["AGP_HUB_URL"] == "http://lab.example.org:18000"
+    assert hub["AGP_KEYCLOAK_PUBLIC_URL"] == kc["KC_HOSTNAME"] == "http://lab.example.org:18180"
+
+
+# ------------------------------------------------------------------------------------------------ start order
+def test_depends_on_names_services_and_has_no_cycle():
+    graph = {n: set(service(n).get("depends_on") or {}) for n in all_services()}
+    for name, deps in graph.items():
+        assert deps <= set(graph), f"service {name!r} depends on {sorted(deps - set(graph))}"
+
+    def reaches(a: str, goal: str, seen: frozenset) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, seen | {d})) for d in graph[a])
+
+    assert not [n for n in graph if reaches(n, n, frozenset({n}))]
+
+
+def test_one_shots_run_before_what_needs_them():
+    for name in ("catalog", "keycloak"):
+        assert service(name)["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert service("hub")["depends_on"]["notebook"]["condition"] == "service_completed_successfully"
+    for name in ("setup", "notebook"):
+        assert service(name)["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", [n for n in all_services() if n not in {"setup", "notebook"}])
+def test_each_long_running_service_has_a_healthcheck(name):
+    assert service(name).get("healthcheck", {}).get("test"), name
+
+
+# ------------------------------------------------------------------------------------------ init.sql (the lab's)
+def init_sql_databases() -> set[str]:
+    return set(re.findall(r"CREATE DATABASE (\w+);", (CONFIG_DIR / "postgres" / "init.sql").read_text()))
 
 
 def test_init_sql_creates_the_databases_the_runtime_sets_up():
     from agp.hub.setup import DATABASES
 
     assert init_sql_databases() == set(DATABASES)
+
+
+def test_init_sql_gives_each_database_its_role():
+    sql = (CONFIG_DIR / "postgres" / "init.sql").read_text()
+    owners = dict(re.findall(r"ALTER DATABASE (\w+) OWNER TO (\w+);", sql))
+    assert owners == DB_ROLES, f"init.sql: owners {owners}, the runtime's DB_ROLES {DB_ROLES}"

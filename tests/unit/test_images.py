@@ -82,7 +82,7 @@ def test_the_catalog_image_runs_the_labs_class():
 def test_each_image_installs_its_roles_extra():
     # The roles are checked against their imports in test_roles.py; each image installs exactly its role.
     hub, notebook = dockerfile("hub"), dockerfile("notebook")
-    assert "[hub,kubernetes]" in hub and "[notebook]" not in hub
+    assert "[hub,kubernetes,docker]" in hub and "[notebook]" not in hub
     assert "[notebook]" in notebook and "[hub" not in notebook and "[lab" not in notebook
 
 

@@ -41,8 +41,9 @@ ROLES = {
             "agp.hub.rules_follow",  # the sidecar beside Trino's coordinator runs the hub image
             "agp.spawner.local",
             "agp.spawner.kube",
+            "agp.spawner.docker",
         ],
-        ["hub", "kubernetes"],
+        ["hub", "kubernetes", "docker"],
     ),
     "notebook": (
         ["agp.extension.app", "agp.extension.handlers", "agp.kernels"]
@@ -171,4 +172,4 @@ def test_the_check_sees_a_roles_imports():
     # The check cannot pass by reading nothing: the notebook role loads IPython's and Jupyter's stack, the hub
     # JupyterHub's and FastAPI's (the heavy libraries load later, inside functions).
     assert {"IPython", "ipywidgets", "jupyter_server"} <= third_party_of(ROLES["notebook"][0])
-    assert {"jupyterhub", "fastapi", "sqlalchemy", "kubespawner"} <= third_party_of(ROLES["hub"][0])
+    assert {"jupyterhub", "fastapi", "sqlalchemy", "kubespawner", "dockerspawner"} <= third_party_of(ROLES["hub"][0])

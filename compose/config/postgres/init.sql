@@ -1,12 +1,13 @@
--- Databases of the platform, created once in the lab's PostgreSQL (and by docker-compose's postgres entrypoint).
+-- Databases of the platform, created once in the lab's PostgreSQL.
 CREATE DATABASE nessie;
 CREATE DATABASE iceberg;
 CREATE DATABASE keycloak;
 CREATE DATABASE agp;
 CREATE DATABASE jupyterhub;
 
--- docker-compose only: each service's own role owns its database, and no other role may connect to it; the
--- superuser sets up and is used by no service. The lab makes the same roles at every `agp lab up`
+-- For a PostgreSQL you set up yourself (the chart's setup.enabled=false; docker-compose and the chart otherwise run
+-- python -m agp.hub.setup, which makes the same): each service's own role owns its database, and no other role may
+-- connect to it; the superuser sets up and is used by no service. The lab makes the same roles at every `agp lab up`
 -- (agp.compose.services.postgres_roles) and reads only the CREATE DATABASE lines above. Passwords are the lab-only
 -- defaults of agp.core.settings.Credentials; tests/unit/test_composition.py checks that the two agree.
 CREATE ROLE nessie LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'agp-lab-nessie-db';

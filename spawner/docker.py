@@ -1,0 +1,68 @@
+"""The Docker flavour: a DockerSpawner whose container settings come from the workspace's pure builders, for one
+Docker (or Podman) host: ``compose/docker-compose.yml``. Needs the ``docker`` extra (``pip install
+antigravity-platform[docker]``), which the hub image installs."""
+
+from __future__ import annotations
+
+from dockerspawner import DockerSpawner
+
+from agp.core.models import Workspace
+from agp.core.names import WorkspaceNames
+from agp.kernels import kernelspec
+
+from .local import WorkspaceMixin
+from .workspace import SERVER_GID, SERVER_UID, labels, resources
+
+__all__ = ["WorkspaceDockerSpawner", "container_settings"]
+
+
+def container_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[str, str]) -> dict[str, object]:
+    """Everything the workspace decides about its server's container: DockerSpawner's ``cpu_limit``, ``mem_limit``
+    and ``environment``, and what goes into the Docker API's container create (``create``: labels, the user it runs
+    as) and its host config (``host_config``: the guarantee, no capability, no privilege gained through setuid)."""
+    quota = resources(ws)
+    return {
+        "cpu_limit": quota["cpu_limit"],
+        "mem_limit": quota["mem_limit"],
+        "environment": dict(sorted(env.items())),
+        "create": {
+            "labels": {**labels(username, names), "antigravity.io/workspace-display-name": ws.display_name},
+            "user": f"{SERVER_UID}:{SERVER_GID}",
+        },
+        "host_config": {
+            "mem_reservation": quota["mem_guarantee"],
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+        },
+    }
+
+
+class WorkspaceDockerSpawner(WorkspaceMixin, DockerSpawner):
+    """One container per (user, workspace) with the workspace's quota, labels, endpoints and security settings."""
+
+    def apply_workspace(self) -> None:
+        """Put everything :func:`container_settings` decides on the spawner, where ``create_object()`` reads it:
+        environment, labels and host config are merged into what the deployment configured (the workspace's values
+        win), the limits replace it. A deployment's ``extra_create_kwargs`` or ``extra_host_config`` given as a
+        callable is refused: the workspace's settings could not be merged into it."""
+        settings = container_settings(self.user.name, self.workspace_names, self.workspace, self.workspace_environment)
+        for trait in ("extra_create_kwargs", "extra_host_config"):
+            if callable(getattr(self, trait)):
+                raise RuntimeError(f"DockerSpawner.{trait} is a callable; WorkspaceDockerSpawner needs a dict")
+        self.cpu_limit = settings["cpu_limit"]
+        self.mem_limit = settings["mem_limit"]
+        self.environment = {**self.environment, **settings["environment"]}
+        create, host = dict(settings["create"]), dict(settings["host_config"])
+        create["labels"] = {**self.extra_create_kwargs.get("labels", {}), **create["labels"]}
+        self.extra_create_kwargs = {**self.extra_create_kwargs, **create}
+        host["security_opt"] = sorted({*self.extra_host_config.get("security_opt", []), *host["security_opt"]})
+        self.extra_host_config = {**self.extra_host_config, **host}
+
+    async def start(self):
+        await self.check_workspace()
+        self.apply_workspace()
+        # New notebooks open on the Antigravity kernel (the image installs it beside the plain one), as in the lab.
+        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
+        if default not in self.args:
+            self.args = [*self.args, default]
+        return await super().start()
