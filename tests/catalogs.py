@@ -34,7 +34,7 @@ import requests
 
 from agp.compose import java, services
 from agp.compose.services import LabPaths
-from agp.core import versions
+from agp.core import fetch, versions
 from agp.core.settings import Settings
 
 
@@ -152,6 +152,8 @@ def nessie(settings: Settings, workdir: Path, log: Path | None = None, timeout: 
     mine = settings.model_copy(update={"ports": ports, "catalog": "nessie"})
     paths = LabPaths(workdir, settings.cache_dir, settings.lab_dir / "postgres")
     paths.nessie.mkdir(parents=True, exist_ok=True)
+    # A lab made on this machine with the Iceberg REST catalog never fetched Nessie's jar (a fresh CI machine has none)
+    fetch.download(versions.NESSIE, paths.downloads)
     service = services.nessie(mine, paths, _java(settings, "nessie"))
     # The lab's application.properties without its authentication and authorization. Overriding them with -D system
     # properties instead left Nessie 0.99 answering 401 to every call (its CEL authorizer still loaded).

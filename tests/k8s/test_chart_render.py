@@ -1,6 +1,7 @@
 """The chart rendered with helm (the cluster tier builds it) for each of its ci/ values files: it lints; the
-apiserver of the test cluster accepts every object (server-side dry run: the newest schemas we run); the settings
-it renders are valid runtime settings; Trino's configuration is the lab's; every pod passes restricted Pod
+apiserver of the test cluster accepts every object (server-side dry run: the version we run), and every object
+validates against the published JSON schemas of the oldest Kubernetes the chart supports (Chart.yaml's kubeVersion)
+and of the newest there is a schema for, rendered for that version; the settings it renders are valid runtime settings; Trino's configuration is the lab's; every pod passes restricted Pod
 Security; secrets never appear outside the Secret."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import base64
 import json
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -54,6 +56,31 @@ def test_the_apiserver_accepts_every_object(helm, kubectl, namespace, values):
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
     )
     assert len(out.split()) == len(docs)
+
+
+def _oldest_supported() -> str:
+    """The lowest version Chart.yaml's kubeVersion admits (">=1.29.0-0" -> "1.29")."""
+    constraint = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    major, minor = constraint.lstrip(">= ").split(".")[:2]
+    return f"{major}.{minor}"
+
+
+SCHEMA_VERSIONS = [_oldest_supported(), kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("values", VALUES, ids=[v.stem for v in VALUES])
+def test_every_object_validates_against_the_schemas_of_the_oldest_and_newest_kubernetes(helm, values, version):
+    docs = render(helm, values, "--kube-version", f"v{version}.0")
+    errors = []
+    for d in docs:
+        try:
+            # strict: a field the version does not know is an error (an apiserver would drop it silently)
+            kubernetes_validate.validate(d, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{d['kind']}/{d['metadata']['name']}: {e.message} at {'/'.join(map(str, e.path))}")
+    assert not errors, f"Kubernetes {version}: " + "; ".join(errors)
+    assert {"Deployment", "Service", "NetworkPolicy", "Role", "Secret"} <= {d["kind"] for d in docs}
 
 
 @pytest.mark.parametrize("values", VALUES, ids=[v.stem for v in VALUES])
