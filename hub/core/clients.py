@@ -76,13 +76,14 @@ SERVICE_USER = "agp-service"
 
 
 def trino_connect(settings: Settings, user: str = SERVICE_USER, schema: str | None = None, ttl: int = 900) -> Any:
-    """A Trino connection over HTTPS as ``user``, with a JWT signed by the lab's broker key (platform tools only)."""
+    """A Trino connection over HTTPS as ``user``, with JWTs signed by the lab's broker key (platform tools only).
+    Each token lives ``ttl`` seconds and a new one is minted before it runs out, so a connection held longer (a test
+    session, a long tool run) keeps working."""
     import trino
 
-    from .tokens import KeyPaths, mint_trino_token
+    from .tokens import KeyPaths
 
     paths = KeyPaths(settings.keys_dir)
-    token, _ = mint_trino_token(paths.broker_private.read_bytes(), user, ttl=ttl)
     return trino.dbapi.connect(
         http_session=tls_session(paths.trino_ca),
         host=settings.host_of("trino_https"),
@@ -91,8 +92,39 @@ def trino_connect(settings: Settings, user: str = SERVICE_USER, schema: str | No
         catalog="iceberg",
         schema=schema,
         http_scheme="https",
-        auth=trino.auth.JWTAuthentication(token),
+        auth=RenewingJWT(paths.broker_private, user, ttl),
     )
+
+
+class RenewingJWT:
+    """Trino authentication with a broker-signed JWT minted again a minute before it expires. The trino client's
+    JWTAuthentication holds one fixed token (a connection outliving it got 401 'JWT expired'); this is the same
+    bearer header from a token that renews. Duck-types ``trino.auth.Authentication`` (set_http_session,
+    get_exceptions) so that importing this module does not import trino."""
+
+    def __init__(self, private_key: Path, user: str, ttl: int = 900) -> None:
+        self.private_key, self.user, self.ttl = private_key, user, ttl
+        self._token, self._exp = "", 0
+
+    def token(self) -> str:
+        import time
+
+        from .tokens import mint_trino_token
+
+        if time.time() > self._exp - min(60, self.ttl / 2):
+            self._token, self._exp = mint_trino_token(self.private_key.read_bytes(), self.user, ttl=self.ttl)
+        return self._token
+
+    def __call__(self, request: Any) -> Any:  # requests' auth hook
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+    def set_http_session(self, http_session: Any) -> Any:
+        http_session.auth = self
+        return http_session
+
+    def get_exceptions(self) -> tuple:
+        return ()
 
 
 def tls_session(ca_file: Path) -> Any:
