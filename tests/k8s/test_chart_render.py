@@ -1,8 +1,9 @@
 """The chart rendered with helm (the cluster tier builds it) for each of its ci/ values files: it lints; the
 apiserver of the test cluster accepts every object (server-side dry run: the version we run), and every object
 validates against the published JSON schemas of the oldest Kubernetes the chart supports (Chart.yaml's kubeVersion)
-and of the newest there is a schema for, rendered for that version; the settings it renders are valid runtime settings; Trino's configuration is the lab's; every pod passes restricted Pod
-Security; secrets never appear outside the Secret."""
+and of the newest there is a schema for, rendered for that version; the settings it renders are valid runtime
+settings; Trino's configuration is the lab's; every pod passes restricted Pod Security; secrets never appear outside
+the Secret."""
 
 from __future__ import annotations
 
