@@ -200,6 +200,11 @@ def main(argv: list[str]) -> None:
     if unknown:
         raise imaging.ImageError(f"no image named {', '.join(unknown)}; the images are {', '.join(ORDER)}.")
     imaging.need("podman", "nice")
+    with imaging.build_lock():
+        build(args)
+
+
+def build(args: argparse.Namespace) -> None:
     ensure_base()
     wanted = [n for n in ORDER if n in args.names] if args.names else list(ORDER)
     rows, failed = [], []

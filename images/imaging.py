@@ -6,6 +6,8 @@ Images are built here with podman from a base made by debootstrap: no container 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -32,6 +34,22 @@ def cache_dir() -> Path:
     """Where built image archives and rootfs tarballs are kept (``AGP_IMAGES_CACHE`` or ~/.cache/agp/images)."""
     default = Path.home() / ".cache" / "agp" / "images"
     return Path(os.environ.get("AGP_IMAGES_CACHE") or default)
+
+
+@contextlib.contextmanager
+def build_lock():
+    """Held while this machine builds images: a second builder (CI builds ahead of the tiers in the background while
+    the tiers build what they need) waits and then finds the images made, instead of building the same ones at once.
+    An advisory flock on a file in the cache, released when the process ends however it ends."""
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "build.lock").open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Another build of images runs on this machine; waiting for it to finish.")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def log_dir() -> Path:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 from .errors import ClusterError
 from .settings import ClusterSettings
@@ -19,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="say whether the cluster runs (exit 0) or not (exit 3)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     sub.add_parser("build", help="only build (or find in the cache) Kubernetes and Helm")
+    sub.add_parser(
+        "prepare",
+        help="build (or find in the caches) everything the cluster and compose tiers need without starting anything: "
+        "host packages, Kubernetes, Helm, the cluster's images and Antigravity's (CI runs it in the background)",
+    )
     ld = sub.add_parser("load", help="import local images (podman names or archives) into the cluster's containerd")
     ld.add_argument("images", nargs="+")
     args = parser.parse_args(argv)
@@ -34,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         from .cluster import Cluster
 
         cluster = Cluster(settings)
-        if args.command == "up":
+        if args.command == "prepare":
+            started = time.monotonic()
+            cluster.prepare(platform_images=True)
+            logging.getLogger("agp.k8s").info("Prepared in %.0f s.", time.monotonic() - started)
+        elif args.command == "up":
             print(cluster.up())
         elif args.command == "load":
             if not cluster.status()["running"]:

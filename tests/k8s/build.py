@@ -7,6 +7,8 @@ and module caches are Go's own (``go env GOCACHE GOMODCACHE``) and are kept betw
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -24,6 +26,22 @@ from .settings import COMPONENTS, ClusterSettings
 BINARIES = (*COMPONENTS, "kubectl")  # kubectl of the cluster's own version, for tests and users
 
 log = logging.getLogger("agp.k8s")
+
+
+@contextlib.contextmanager
+def build_lock(settings: ClusterSettings):
+    """Held while this machine builds the cluster's binaries and images (``prepare``, ``up``): CI prepares them in
+    the background while the lab's tiers run, and the cluster tier's ``up`` then waits for that instead of building
+    the same things at the same time. An advisory flock, released when the process ends however it ends."""
+    settings.cache.mkdir(parents=True, exist_ok=True)
+    with (settings.cache / "build.lock").open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Another process builds the cluster's parts on this machine; waiting for it to finish.")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
 
 WRAPPER_MODULE = "agp.local/kubernetes-build"
 _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.\-/]+)\s*=>\s*\./staging/src/\1\s*$", re.M)

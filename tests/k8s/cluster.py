@@ -189,10 +189,7 @@ class Cluster:
         started = time.monotonic()
         s.logs.mkdir(parents=True, exist_ok=True)
         self._preflight()
-        host.ensure_packages(s.logs)
-        build.kubernetes(s)
-        build.helm(s)
-        images = [self._image(PAUSE_BUILD), self._image(COREDNS_BUILD)]
+        images = self.prepare()
         self._write_configs()
         host.save_sysctls(s.state / "sysctls-before.json")
         before = s.state / "host-before.json"
@@ -234,6 +231,23 @@ class Cluster:
             raise ClusterError(
                 f"a network interface named {s.bridge} exists already; run `python3 -m tests.k8s down` or remove it."
             )
+
+    def prepare(self, platform_images: bool = False) -> list[Path]:
+        """Everything the cluster needs built, without starting it: host packages, Kubernetes, Helm, the pause and
+        CoreDNS images (returned as archives) and, with ``platform_images``, Antigravity's images (images/build.py).
+        Found in the caches when built before; one process at a time (:func:`build.build_lock`)."""
+        s = self.settings
+        s.logs.mkdir(parents=True, exist_ok=True)
+        with build.build_lock(s):
+            host.ensure_packages(s.logs)
+            build.kubernetes(s)
+            build.helm(s)
+            images = [self._image(PAUSE_BUILD), self._image(COREDNS_BUILD)]
+            if platform_images:
+                r = subprocess.run([sys.executable, str(REPO / "images" / "build.py")], stdout=sys.stderr)
+                if r.returncode != 0:
+                    raise ClusterError("images/build.py failed (its error is above).")
+        return images
 
     def _image(self, script: Path) -> Path:
         """Run an image's build script (its progress goes to our stderr); returns the archive it prints."""
