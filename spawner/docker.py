@@ -11,9 +11,11 @@ from agp.core.names import WorkspaceNames
 from agp.kernels import kernelspec
 
 from .local import WorkspaceMixin
-from .workspace import SERVER_GID, SERVER_UID, labels, resources
+from .workspace import SERVER_GID, SERVER_UID, labels, literal, resources
 
-__all__ = ["WorkspaceDockerSpawner", "container_settings"]
+__all__ = ["PIDS_LIMIT", "WorkspaceDockerSpawner", "container_settings"]
+
+PIDS_LIMIT = 4096
 
 
 def container_settings(username: str, names: WorkspaceNames, ws: Workspace, env: dict[str, str]) -> dict[str, object]:
@@ -31,6 +33,9 @@ def container_settings(username: str, names: WorkspaceNames, ws: Workspace, env:
         },
         "host_config": {
             "mem_reservation": quota["mem_guarantee"],
+            # A fork bomb in a notebook stops at its container, not at the host's process table (threads count:
+            # a Spark session in local mode runs a few hundred).
+            "pids_limit": PIDS_LIMIT,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
         },
@@ -53,9 +58,13 @@ class WorkspaceDockerSpawner(WorkspaceMixin, DockerSpawner):
         self.mem_limit = settings["mem_limit"]
         self.environment = {**self.environment, **settings["environment"]}
         create, host = dict(settings["create"]), dict(settings["host_config"])
-        create["labels"] = {**self.extra_create_kwargs.get("labels", {}), **create["labels"]}
+        # DockerSpawner expands extra_create_kwargs as templates: the workspace's labels are literal text
+        workspace_labels = {k: literal(v) for k, v in create["labels"].items()}
+        create["labels"] = {**self.extra_create_kwargs.get("labels", {}), **workspace_labels}
         self.extra_create_kwargs = {**self.extra_create_kwargs, **create}
         host["security_opt"] = sorted({*self.extra_host_config.get("security_opt", []), *host["security_opt"]})
+        if "pids_limit" in self.extra_host_config:  # a deployment's own process limit stands
+            host["pids_limit"] = self.extra_host_config["pids_limit"]
         self.extra_host_config = {**self.extra_host_config, **host}
 
     async def start(self):

@@ -9,7 +9,7 @@ from agp.core.names import WorkspaceNames
 from agp.kernels import kernelspec
 
 from .local import WorkspaceMixin
-from .workspace import PART_OF, SERVER_GID, SERVER_UID, label_value, labels, resources
+from .workspace import PART_OF, SERVER_GID, SERVER_UID, label_value, labels, literal, resources
 
 __all__ = ["PART_OF", "TRAITS", "WorkspaceKubeSpawner", "label_value", "labels", "pod_settings", "resources"]
 
@@ -48,6 +48,10 @@ TRAITS = {
 }
 
 
+def _literal(values: dict[str, str]) -> dict[str, str]:
+    return {k: literal(v) for k, v in values.items()}
+
+
 class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
     """One pod per (user, workspace) with the workspace's quota, labels, endpoints and security settings."""
 
@@ -58,8 +62,9 @@ class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
         for key, trait in TRAITS.items():
             setattr(self, trait, settings[key])
         self.extra_labels = {**self.extra_labels, **settings["labels"]}
-        self.extra_annotations = {**self.extra_annotations, **settings["annotations"]}
-        self.environment = {**self.environment, **settings["env"]}
+        # KubeSpawner expands annotations and environment values as templates: the workspace's values are literal text
+        self.extra_annotations = {**self.extra_annotations, **_literal(settings["annotations"])}
+        self.environment = {**self.environment, **_literal(settings["env"])}
         missed = set(settings) - set(TRAITS) - {"labels", "annotations", "env"}
         if missed:  # a new builder key must be carried over here, not dropped on the way to the pod
             raise RuntimeError(f"pod_settings keys not applied to the spawner: {sorted(missed)}")

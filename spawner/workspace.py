@@ -79,6 +79,14 @@ def resources(ws: Workspace) -> dict[str, object]:
     }
 
 
+def literal(text: str) -> str:
+    """``text`` as a value of a spawner trait that the spawner expands as a template with ``str.format`` (KubeSpawner's
+    ``extra_annotations`` and ``environment``, DockerSpawner's ``extra_create_kwargs``): braces doubled, so that the
+    expansion gives the text back. A workspace's display name is an owner's free text: expanded as a template,
+    ``{prefix:>2000000000}`` made the hub allocate gigabytes and ``{prefix.x}`` failed every start of the workspace."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def label_value(value: str) -> str:
     """A label value valid for Kubernetes (and so for Docker): at most 63 of [A-Za-z0-9._-], alphanumeric at both
     ends."""

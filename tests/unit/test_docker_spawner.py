@@ -27,6 +27,20 @@ WS = Workspace(
     max_servers=10,
 )
 NAMES = WorkspaceNames("grid-ops")
+
+
+def named(display_name: str) -> Workspace:
+    """WS with another display name."""
+    return Workspace(
+        slug=WS.slug,
+        display_name=display_name,
+        cpu_limit=WS.cpu_limit,
+        memory_limit_gb=WS.memory_limit_gb,
+        storage_limit_gb=WS.storage_limit_gb,
+        max_servers=WS.max_servers,
+    )
+
+
 ENV = {"AGP_WORKSPACE": "grid-ops", "AGP_TRINO_SCHEMA": "grid_ops"}
 
 
@@ -45,7 +59,12 @@ def test_the_workspace_decides_limits_labels_user_and_security():
             },
             "user": "1000:100",
         },
-        "host_config": {"mem_reservation": "1024M", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]},
+        "host_config": {
+            "mem_reservation": "1024M",
+            "pids_limit": 4096,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+        },
     }
 
 
@@ -148,6 +167,25 @@ def test_the_spawners_own_container_carries_every_setting_of_the_builder(tmp_pat
     assert host["Binds"] == ["agp-home-alice--grid-2dops:/home/jovyan:rw"]  # a home per (user, workspace)
     assert "PortBindings" not in host  # reached on its network only, never through a host port
     assert "Privileged" not in host or host["Privileged"] is False
+    assert host["PidsLimit"] == 4096  # a fork bomb stops at the container
+
+
+def test_a_display_name_reaches_the_container_as_written(tmp_path, monkeypatch):
+    # Before: DockerSpawner expanded it as a template in the label ({prefix:>2000000000} nine times made the hub
+    # allocate about 18 GB; {prefix.x} failed every start of the workspace).
+    text = "{prefix:>99}{raw_username}{prefix.x}{"
+    s, fake = spawner(tmp_path)
+
+    async def member(self):
+        self.workspace = named(text)
+        self.workspace_names = NAMES
+        self.workspace_environment = {**self.data_plane_env, **ENV, "AGP_WORKSPACE_DISPLAY_NAME": text}
+
+    monkeypatch.setattr(WorkspaceDockerSpawner, "check_workspace", member)
+    asyncio.run(s.start())
+    create = fake.one("create_container")
+    assert create["labels"]["antigravity.io/workspace-display-name"] == text
+    assert create["environment"]["AGP_WORKSPACE_DISPLAY_NAME"] == text
 
 
 def test_a_deployments_host_config_is_kept_and_the_workspace_wins(tmp_path):

@@ -18,6 +18,20 @@ WS = Workspace(
     max_servers=10,
 )
 NAMES = WorkspaceNames("grid-ops")
+
+
+def named(display_name: str) -> Workspace:
+    """WS with another display name."""
+    return Workspace(
+        slug=WS.slug,
+        display_name=display_name,
+        cpu_limit=WS.cpu_limit,
+        memory_limit_gb=WS.memory_limit_gb,
+        storage_limit_gb=WS.storage_limit_gb,
+        max_servers=WS.max_servers,
+    )
+
+
 ENV = {"AGP_WORKSPACE": "grid-ops", "AGP_TRINO_SCHEMA": "grid_ops"}
 
 
@@ -90,12 +104,12 @@ def test_spawners_are_registered_as_entry_points():
     assert WorkspaceLocalSpawner.class_traits()["db_url"].name == "db_url"
 
 
-async def _spawned_manifest() -> dict:
+async def _spawned_manifest(ws: Workspace = WS, env: dict[str, str] = ENV) -> dict:
     """The pod the real WorkspaceKubeSpawner asks for: ``get_pod_manifest()`` after the workspace is applied (a mock
     user and hub, as kubespawner's own tests build them; no cluster)."""
     spawner = kube.WorkspaceKubeSpawner(_mock=True)
-    spawner.workspace, spawner.workspace_names = WS, NAMES
-    spawner.workspace_environment = ENV
+    spawner.workspace, spawner.workspace_names = ws, NAMES
+    spawner.workspace_environment = env
     spawner.apply_workspace()
     pod = await spawner.get_pod_manifest()
     return ApiClient.sanitize_for_serialization(ApiClient.__new__(ApiClient), pod)
@@ -136,3 +150,22 @@ def test_the_spawners_own_pod_carries_every_setting_of_the_builder(tmp_path, mon
     assert pod["metadata"]["labels"]["antigravity.io/workspace"] == "grid-ops"
     assert {"name": "AGP_TRINO_SCHEMA", "value": "grid_ops"} in container["env"]
     kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **pod}, "1.30", strict=True)
+
+
+# An owner's free text that KubeSpawner would expand as a template: gigabytes of padding, an attribute error.
+TEMPLATE_TEXT = "{prefix:>99}{raw_username}{prefix.x}{"
+
+
+def test_a_display_name_reaches_the_pod_as_written(tmp_path, monkeypatch):
+    # Before: KubeSpawner expanded it in the annotation and the environment ({prefix:>2000000000} made the hub
+    # allocate gigabytes; {prefix.x} or a lone brace failed every start of the workspace).
+    import asyncio
+
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+    ws = named(TEMPLATE_TEXT)
+    pod = asyncio.run(_spawned_manifest(ws, {**ENV, "AGP_WORKSPACE_DISPLAY_NAME": TEMPLATE_TEXT}))
+    assert pod["metadata"]["annotations"]["antigravity.io/workspace-display-name"] == TEMPLATE_TEXT
+    assert {"name": "AGP_WORKSPACE_DISPLAY_NAME", "value": TEMPLATE_TEXT} in pod["spec"]["containers"][0]["env"]
