@@ -355,6 +355,8 @@ def test_servers_network_holds_only_what_servers_reach(settings):
     assert on_servers == SERVERS_REACH
     for name in ("postgres", "keycloak", "catalog"):
         assert networks_of(name) == {"platform"}, name
+    # and it has no route out (a notebook reached the internet, the host and every host port before)
+    assert compose()["networks"]["servers"]["internal"] is True
 
 
 # ------------------------------------------------------------------------------------------- Trino and catalog
