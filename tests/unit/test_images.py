@@ -234,3 +234,14 @@ def test_build_key_follows_the_inputs(tmp_path):
     changed = build.build_key(parsed, {parsed.bases[0]: "sha256:1"}, tmp_path)
     (tmp_path / "app" / "__pycache__" / "x.pyc").write_text("other noise")
     assert build.build_key(parsed, {parsed.bases[0]: "sha256:1"}, tmp_path) == changed  # bytecode is no input
+
+
+def test_the_compose_secrets_never_enter_a_build_context():
+    # The hub and notebook images' build stage COPYs compose/, where `python -m agp.compose.secrets` writes the
+    # secrets folder by default: without this file its keys were in an intermediate layer (found by a review).
+    ignored = [
+        line.strip()
+        for line in (Path(__file__).resolve().parents[2] / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert "compose/secrets/" in ignored
