@@ -109,6 +109,41 @@ def test_sql_in_the_servers_kernel(stack, tokens, workspace):
         kernel.shutdown()
 
 
+REACH = """
+import json, socket
+def reach(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return "open"
+    except OSError:
+        return "closed"
+print(json.dumps({f"{h}:{p}": reach(h, p) for h, p in TARGETS}))
+"""
+
+
+def test_a_server_reaches_its_network_and_nothing_else(stack, tokens, workspace):
+    # The servers' network is internal: before, a notebook reached the internet and the host's ports.
+    targets = {
+        "trino:8443": "open",  # what a server is for: the controls that the check can pass
+        "minio:9000": "open",
+        "1.1.1.1:443": "closed",  # the internet
+        "postgres:5432": "closed",  # the platform network's services
+        "keycloak:8080": "closed",
+        "catalog:8181": "closed",
+    }
+    http = requests.Session()
+    http.headers["Authorization"] = f"token {tokens['alice']}"
+    kernel = NotebookKernel.new_notebook(http, f"{stack.hub_url}/user/alice/{workspace['slug']}", "reach.ipynb")
+    try:
+        pairs = [tuple(t.rsplit(":", 1)) for t in targets]
+        code = f"TARGETS = {[(h, int(p)) for h, p in pairs]!r}\n" + REACH
+        r = kernel.execute(code)
+        assert not r.errors, r.errors
+        assert json.loads(r.text.strip().splitlines()[-1]) == targets
+    finally:
+        kernel.shutdown()
+
+
 def test_a_non_member_is_refused(stack, tokens, workspace):
     bob = Api(stack.hub_url, tokens["bob"])
     r = bob.hub("POST", f"/users/bob/servers/{workspace['slug']}")
