@@ -66,7 +66,8 @@ def _oldest_supported() -> str:
     return f"{major}.{minor}"
 
 
-SCHEMA_VERSIONS = [_oldest_supported(), kubernetes_validate.latest_version()]
+# major.minor: latest_version() says "1.37.0", and helm's --kube-version v1.37.0.0 is no version
+SCHEMA_VERSIONS = [_oldest_supported(), ".".join(kubernetes_validate.latest_version().split(".")[:2])]
 
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
@@ -81,7 +82,7 @@ def test_every_object_validates_against_the_schemas_of_the_oldest_and_newest_kub
         except kubernetes_validate.ValidationError as e:
             errors.append(f"{d['kind']}/{d['metadata']['name']}: {e.message} at {'/'.join(map(str, e.path))}")
     assert not errors, f"Kubernetes {version}: " + "; ".join(errors)
-    assert {"Deployment", "Service", "NetworkPolicy", "Role", "Secret"} <= {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "NetworkPolicy", "Role", "ConfigMap"} <= {d["kind"] for d in docs}
 
 
 @pytest.mark.parametrize("values", VALUES, ids=[v.stem for v in VALUES])
