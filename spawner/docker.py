@@ -8,9 +8,8 @@ from dockerspawner import DockerSpawner
 
 from agp.core.models import Workspace
 from agp.core.names import WorkspaceNames
-from agp.kernels import kernelspec
 
-from .local import WorkspaceMixin
+from .local import DEFAULT_KERNEL, WorkspaceMixin
 from .workspace import SERVER_GID, SERVER_UID, labels, literal, resources
 
 __all__ = ["PIDS_LIMIT", "WorkspaceDockerSpawner", "container_settings"]
@@ -70,8 +69,5 @@ class WorkspaceDockerSpawner(WorkspaceMixin, DockerSpawner):
     async def start(self):
         await self.check_workspace()
         self.apply_workspace()
-        # New notebooks open on the Antigravity kernel (the image installs it beside the plain one), as in the lab.
-        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
-        if default not in self.args:
-            self.args = [*self.args, default]
+        self.add_args(DEFAULT_KERNEL)
         return await super().start()

@@ -6,9 +6,8 @@ from kubespawner import KubeSpawner
 
 from agp.core.models import Workspace
 from agp.core.names import WorkspaceNames
-from agp.kernels import kernelspec
 
-from .local import WorkspaceMixin
+from .local import DEFAULT_KERNEL, WorkspaceMixin
 from .workspace import PART_OF, SERVER_GID, SERVER_UID, label_value, labels, literal, resources
 
 __all__ = ["PART_OF", "TRAITS", "WorkspaceKubeSpawner", "label_value", "labels", "pod_settings", "resources"]
@@ -72,8 +71,5 @@ class WorkspaceKubeSpawner(WorkspaceMixin, KubeSpawner):
     async def start(self):
         await self.check_workspace()
         self.apply_workspace()
-        # New notebooks open on the Antigravity kernel (the image installs it beside the plain one), as in the lab.
-        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
-        if default not in self.args:
-            self.args = [*self.args, default]
+        self.add_args(DEFAULT_KERNEL)
         return await super().start()

@@ -29,6 +29,9 @@ from agp.kernels import kernelspec
 from .osusers import OsUserError, ensure_account, os_user_name, server_env
 from .workspace import SpawnRefused, check_spawn, workspace_env
 
+# New notebooks open on the Antigravity kernel (installed beside the plain one), whichever spawner starts the server.
+DEFAULT_KERNEL = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
+
 
 class WorkspaceMixin(LoggingConfigurable):
     """Membership and state checked at spawn; the workspace's endpoints handed to the server."""
@@ -41,6 +44,10 @@ class WorkspaceMixin(LoggingConfigurable):
             return db.scalars(
                 select(Workspace).where(Workspace.slug == slug).options(selectinload(Workspace.members))
             ).first()
+
+    def add_args(self, *args: str) -> None:
+        """Append those of the server's command-line ``args`` it does not have yet."""
+        self.args = [*self.args, *(a for a in args if a not in self.args)]
 
     async def check_workspace(self) -> None:
         caller = Caller(self.user.name, bool(self.user.admin), frozenset(g.name for g in self.user.groups))
@@ -119,20 +126,16 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             # local user could subscribe to a kernel's IOPub port (the HMAC key signs, it does not hide) and read
             # every output and input of another user's notebook. The path stays under the 107 bytes a socket
             # path may have: the home is short, and OS user names are at most 32 characters.
-            for arg in ("--KernelManager.transport=ipc", f"--KernelManager.ip={self.home_dir}/.k/k"):
-                if arg not in self.args:
-                    self.args = [*self.args, arg]
+            self.add_args("--KernelManager.transport=ipc", f"--KernelManager.ip={self.home_dir}/.k/k")
         else:
             notebook_dir.mkdir(parents=True, exist_ok=True)
-            if os.geteuid() == 0 and "--allow-root" not in self.args:
-                self.args = [*self.args, "--allow-root"]
+            if os.geteuid() == 0:
+                self.add_args("--allow-root")
             # The Antigravity kernel, installed into the user's Jupyter data folder. (Servers that run as OS users
             # find it in the runtime, with the extension's config: root writes nothing into a user's home.)
             kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
             enable_extension(Path(self.home_dir))
-        default = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
-        if default not in self.args:
-            self.args = [*self.args, default]
+        self.add_args(DEFAULT_KERNEL)
         ip, port = await super().start()
         if self.ready_poll_interval > 0 and not self.internal_ssl:
             host = f"[{ip}]" if ":" in ip else ip
