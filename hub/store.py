@@ -21,7 +21,7 @@ from .provision import Provisioner, ProvisionError
 
 log = logging.getLogger(__name__)
 
-QUOTA_FIELDS = ("cpu_limit", "memory_limit_gb", "storage_limit_gb", "max_servers")
+QUOTA_FIELDS = ("cpu_limit", "memory_limit_gb", "storage_limit_gb", "max_servers", "max_concurrent_runs")
 
 
 class Refused(Exception):

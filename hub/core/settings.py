@@ -210,6 +210,35 @@ GENERATED_CREDENTIALS = {
     "catalog_s3_secret_key": "minio-agp-iceberg.secret",
 }
 
+class Jobs(BaseModel):
+    """Where and how job runs execute (see agp.hub.jobs)."""
+
+    executor: Literal["local", "kubernetes"] | None = Field(
+        None,
+        description="where runs execute: `local` (a runner process per run on the service's machine, as the owner's "
+        "OS user when servers run as OS users) or `kubernetes` (a Kubernetes Job per run, in the servers' namespace "
+        "and image). Default: `kubernetes` when `spawner` is kubernetes, else `local`",
+    )
+    poll_interval: float = Field(
+        1.0, gt=0, le=60, description="seconds between the scheduler's rounds: fire due schedules, start queued runs, "
+        "notice ended ones"
+    )
+    retention_days: int = Field(
+        30, ge=1, description="days a run's row, log and executed notebook are kept after it ended; older are pruned"
+    )
+    cancel_grace: float = Field(
+        10.0, ge=0, le=300, description="seconds a cancelled or timed-out run has to stop (interrupts the kernel, "
+        "cancels its Trino queries) before every process of it is killed"
+    )
+    namespace: str | None = Field(
+        None, description="Kubernetes namespace of the runs' Jobs (default: the namespace the service runs in)"
+    )
+    image: str | None = Field(
+        None, description="image of the runs' pods on Kubernetes (default: the servers' image, the hub's "
+        "KubeSpawner.image)"
+    )
+
+
 # The Iceberg REST catalogs the platform can run behind its authorizing proxy (Settings.catalog).
 CATALOGS = ("iceberg-rest", "nessie")
 
@@ -291,6 +320,7 @@ class Settings(BaseSettings):
     )
     trino_heap: str = Field("2G", description="Trino JVM -Xmx")
     start_timeout: float = Field(240.0, description="seconds `agp lab up` waits for every health check")
+    jobs: Jobs = Field(default_factory=Jobs)
     credential_ttl: int = Field(
         900, ge=900, le=3600, description="seconds a brokered credential lives (MinIO's STS needs at least 900)"
     )
@@ -387,6 +417,11 @@ class Settings(BaseSettings):
         return v
 
     # Derived endpoints: one place that spells every URL.
+    @property
+    def jobs_executor(self) -> str:
+        """Where job runs execute: ``jobs.executor``, else next to the servers."""
+        return self.jobs.executor or ("kubernetes" if self.spawner == "kubernetes" else "local")
+
     def host_of(self, port_name: str) -> str:
         """Where the service behind ``port_name`` is reached: its own entry in ``hosts``, else ``host``."""
         return self.hosts.get(port_name) or self.host

@@ -16,6 +16,9 @@ class Quotas(BaseModel):
     memory_limit_gb: float | None = Field(None, gt=0, le=2048, description="memory per server, GiB")
     storage_limit_gb: int | None = Field(None, gt=0, le=1_000_000, description="bucket size, GiB")
     max_servers: int | None = Field(None, ge=0, le=10_000, description="servers running at once")
+    max_concurrent_runs: int | None = Field(
+        None, ge=0, le=1000, description="job runs at once; more wait in the queue (0 holds every run queued)"
+    )
 
 
 class WorkspaceCreate(Quotas):
@@ -73,6 +76,7 @@ class WorkspaceOut(BaseModel):
     memory_limit_gb: float
     storage_limit_gb: int
     max_servers: int
+    max_concurrent_runs: int
     your_role: str | None
     members: list[MemberOut]
 
