@@ -165,8 +165,10 @@ def _print_where(st: dict) -> None:
 
 def _register_workspace_cli() -> None:
     from agp.hub.cli import workspace
+    from agp.hub.jobs.cli import job
 
     main.add_command(workspace)
+    main.add_command(job)
 
 
 _register_workspace_cli()

@@ -135,7 +135,12 @@ def _common(c: Any, s: Settings, state: Path, config_file: str | None, service_e
     ]
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]},
-        {"name": "workspace-service", "scopes": ["list:users", "read:users", "read:groups"], "services": [SERVICE]},
+        {
+            "name": "workspace-service",
+            # tokens: a job run's own token of its owner (access to this service only, expiring, revoked at its end)
+            "scopes": ["list:users", "read:users", "read:groups", "tokens"],
+            "services": [SERVICE],
+        },
     ]
 
     c.JupyterHub.template_paths = [str(TEMPLATES)]

@@ -24,6 +24,9 @@ from agp.core.tokens import jwks
 from .. import db as dbmod
 from .. import rules_sync, store
 from ..broker import Broker
+from ..jobs import routes as job_routes
+from ..jobs.scheduler import HubUsersAPI, Scheduler, executor_for
+from ..jobs.storage import RunStorage
 from ..provision import Provisioner
 from ..trino_rules import render
 from .catalog_proxy import CatalogProxy, Principal
@@ -38,7 +41,11 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def create_app(
-    settings: Settings, prefix: str, identity: HubIdentity | None = None, rules_interval: float = 10.0
+    settings: Settings,
+    prefix: str,
+    identity: HubIdentity | None = None,
+    rules_interval: float = 10.0,
+    run_jobs: bool = True,
 ) -> FastAPI:
     prefix = "/" + prefix.strip("/")
     engine = dbmod.make_engine(settings.db_url)
@@ -79,9 +86,12 @@ def create_app(
                 await asyncio.to_thread(sync_rules)
                 await asyncio.sleep(seconds)
 
-        task = asyncio.create_task(every(rules_interval))
+        tasks = [asyncio.create_task(every(rules_interval))]
+        if run_jobs:
+            tasks.append(asyncio.create_task(scheduler.run_forever()))
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -179,6 +189,14 @@ def create_app(
         return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
 
     broker = Broker(settings)
+    storage = RunStorage(broker)
+    scheduler = Scheduler(
+        settings,
+        make_session,
+        executor_for(settings),
+        HubUsersAPI(identity.auth.api_url, identity.auth.api_token),
+        storage,
+    )
     mount = prefix + "/iceberg"
     workspace_buckets: TTLCache = TTLCache(maxsize=4096, ttl=300)
 
@@ -314,6 +332,7 @@ def create_app(
         response.set_cookie(XSRF_COOKIE, xsrf, samesite="strict", path=prefix)
         return response
 
+    app.include_router(job_routes.router(prefix, session, caller, page_caller, scheduler, storage, _page))
     return app
 
 
