@@ -237,6 +237,20 @@ class Jobs(BaseModel):
         None, description="image of the runs' pods on Kubernetes (default: the servers' image, the hub's "
         "KubeSpawner.image)"
     )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of the runs' pods on Kubernetes (the chart passes the servers')"
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        description="names of the Secrets the runs' pods pull their image with on Kubernetes (the chart passes its "
+        "imagePullSecrets); default: none",
+    )
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels every run's pod on Kubernetes carries besides its own (the chart passes its release's "
+        "`antigravity.io/release`, by which its NetworkPolicy restricts the servers' and the runs' traffic); a run's "
+        "own labels win over these",
+    )
 
 
 # The Iceberg REST catalogs the platform can run behind its authorizing proxy (Settings.catalog).
