@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,30 @@ def cell_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def ensure_kernel() -> None:
+    """The Antigravity kernel where papermill looks for it: the runtime and images have it; a runner from a plain
+    environment (the lab without OS users) installs it into its own Jupyter data folder."""
+    from jupyter_client.kernelspec import find_kernel_specs
+    from jupyter_core.paths import jupyter_data_dir
+
+    if kernelspec.NAME not in find_kernel_specs():
+        kernelspec.install(Path(jupyter_data_dir()))
+
+
 def run_notebook(job: dict, service: Service, workdir: Path) -> None:
     import nbformat
+    import nbformat.validator
     import papermill as pm
     from papermill.iorw import papermill_io
 
+    ensure_kernel()
     source = Path(workdir) / ".agp-job-input.ipynb"
     output = Path(workdir) / ".agp-job-output.ipynb"
-    source.write_text(job["source"])
+    # Cells without ids (nbformat < 4.5) get them, as JupyterLab would on opening the notebook.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, nb = nbformat.validator.normalize(json.loads(job["source"]))
+    source.write_text(json.dumps(nb))
     uploaded = [0.0]
 
     class Uploading:
@@ -115,17 +132,67 @@ def run_notebook(job: dict, service: Service, workdir: Path) -> None:
             SCHEME + str(output),
             parameters=job.get("parameters") or {},
             kernel_name=kernelspec.NAME,
+            language="python",
             log_output=True,
             progress_bar=False,
             cwd=str(workdir),
             # papermill's own timeout is per cell; the run's timeout is the scheduler's.
+            kernel_manager_class=ipc_kernel_manager(),
         )
+    except pm.PapermillExecutionError as e:
+        executed = nbformat.read(output, as_version=4) if output.exists() else None
+        raise CellFailed(failure_sentence(e, executed)) from e
     finally:
         if output.exists():
             nb = nbformat.read(output, as_version=4)
             service.put_output(nbformat.writes(nb).encode())
         for path in (source, output):
             path.unlink(missing_ok=True)
+
+
+class CellFailed(Exception):
+    """A cell raised; ``str()`` is the sentence for the run's reason."""
+
+
+def failure_sentence(e: Any, executed: Any) -> str:
+    """Which cell failed and with what (pure): papermill names the exception; a magic's ``UsageError`` (``%sql``'s
+    errors) is shown on stderr, not as an error output, and papermill calls it ``CellExecutionError``, so the
+    cell's last stderr line says it instead."""
+    if getattr(e, "ename", None) == "CellExecutionError" and executed is not None:
+        count = getattr(e, "exec_count", None)
+        # The failed cell by its execution count (papermill inserts note cells before it in the notebook it wrote).
+        failed = [
+            c for c in executed.get("cells", []) if c.get("cell_type") == "code" and c.get("execution_count") == count
+        ]
+        lines = [
+            line
+            for cell in failed[:1]
+            for out in cell.get("outputs", [])
+            if out.get("output_type") == "stream" and out.get("name") == "stderr"
+            for line in "".join(out.get("text", "")).splitlines()
+            if line.strip()
+        ]
+        if lines:
+            return f"Cell {count} failed: {lines[-1].strip()}"[:1000]
+    return cell_error(e)
+
+
+def ipc_kernel_manager() -> type:
+    """The kernel talks to the runner over unix sockets in the run's own 0700 folder, as a workspace server's
+    kernels do: over loopback TCP any local user could subscribe to its output (the key signs, it does not hide)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    folder = Path(os.environ.get("AGP_JOB_HOME") or Path.home()) / ".k"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run = os.environ.get("AGP_JOB_RUN", f"run-{os.getpid()}")
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", str(folder / run.removeprefix("agp-run-")))
+            super().__init__(**kwargs)
+
+    return IpcKernelManager
 
 
 def script_argv(parameters: dict[str, Any]) -> list[str]:
@@ -195,7 +262,7 @@ def main() -> int:
     except KeyboardInterrupt:
         write_result(result_file, False, "The run was interrupted.")
         return 130
-    except ScriptFailed as e:
+    except (ScriptFailed, CellFailed) as e:
         write_result(result_file, False, str(e))
         return 1
     except Exception as e:  # every failure ends as one sentence in the result, with its traceback in the log

@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from IPython.core.extensions import ExtensionManager as _IPythonExtensionManager
+from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, no_var_expand
 
 from .credentials import BrokerClient, BrokerError, trino_connect
 from .query import TRACKER, describe_error
@@ -91,6 +92,9 @@ def install_lazy(ip: Any) -> None:
             return magic(line, **kwargs) if cell is None else magic(line, cell, **kwargs)
 
         stand_in.needs_local_scope = True  # type: ignore[attr-defined]
+        # As jupysql's own magics (@no_var_expand): IPython must not expand {…} and $… in the line first, or
+        # jupysql's documented {{variable}} reaches Trino as {variable}.
+        no_var_expand(stand_in)
         stand_in.agp_stand_in = True  # type: ignore[attr-defined]
         stand_in.__doc__ = f"%{name} (jupysql on the workspace's Trino; loaded at first use)"
         return stand_in
@@ -300,6 +304,8 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
                 invalidate_server_catalog()
 
     magic.needs_local_scope = True  # type: ignore[attr-defined]
+    if getattr(original, MAGIC_NO_VAR_EXPAND_ATTR, False):
+        no_var_expand(magic)  # as the magic it wraps: jupysql's %sql expands {{variables}} itself
     magic.agp_wrapped = True  # type: ignore[attr-defined]
     magic.__doc__ = original.__doc__
     kind = "line" if name in LINE_ONLY else "line_cell"

@@ -210,6 +210,7 @@ GENERATED_CREDENTIALS = {
     "catalog_s3_secret_key": "minio-agp-iceberg.secret",
 }
 
+
 class Jobs(BaseModel):
     """Where and how job runs execute (see agp.hub.jobs)."""
 
@@ -220,22 +221,27 @@ class Jobs(BaseModel):
         "and image). Default: `kubernetes` when `spawner` is kubernetes, else `local`",
     )
     poll_interval: float = Field(
-        1.0, gt=0, le=60, description="seconds between the scheduler's rounds: fire due schedules, start queued runs, "
-        "notice ended ones"
+        1.0,
+        gt=0,
+        le=60,
+        description="seconds between the scheduler's rounds: fire due schedules, start queued runs, notice ended ones",
     )
     retention_days: int = Field(
         30, ge=1, description="days a run's row, log and executed notebook are kept after it ended; older are pruned"
     )
     cancel_grace: float = Field(
-        10.0, ge=0, le=300, description="seconds a cancelled or timed-out run has to stop (interrupts the kernel, "
-        "cancels its Trino queries) before every process of it is killed"
+        10.0,
+        ge=0,
+        le=300,
+        description="seconds a cancelled or timed-out run has to stop (interrupts the kernel, "
+        "cancels its Trino queries) before every process of it is killed",
     )
     namespace: str | None = Field(
         None, description="Kubernetes namespace of the runs' Jobs (default: the namespace the service runs in)"
     )
     image: str | None = Field(
-        None, description="image of the runs' pods on Kubernetes (default: the servers' image, the hub's "
-        "KubeSpawner.image)"
+        None,
+        description="image of the runs' pods on Kubernetes (default: the servers' image, the hub's KubeSpawner.image)",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of the runs' pods on Kubernetes (the chart passes the servers')"

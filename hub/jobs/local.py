@@ -24,13 +24,11 @@ from pathlib import Path
 import psutil
 
 from agp.core.settings import Settings
-from agp.kernels import kernelspec
 from agp.spawner.osusers import OsUserError, ServerFolders, ensure_account, os_user_name, server_env
 
 from .executor import RESULT_LIMIT, ExecutorError, Outcome, RunSpec, parse_result
 
 log = logging.getLogger(__name__)
-RESULT_FD = 3
 TAG_VARIABLE = "AGP_JOB_RUN"
 
 
@@ -61,7 +59,6 @@ class LocalExecutor:
         else:
             home = self.settings.lab_dir / "homes" / spec.owner
             home.mkdir(parents=True, exist_ok=True)
-            kernelspec.install(home / ".local" / "share" / "jupyter")
             python, user = sys.executable, None
             base = {
                 "HOME": str(home),
@@ -71,48 +68,39 @@ class LocalExecutor:
                 "AGP_CACHE_DIR": str(self.settings.cache_dir),
             }
         log_path, result_path = self.dir / f"{spec.tag}.log", self.dir / f"{spec.tag}.result"
-        env = {**base, **spec.runner_env(f"/dev/fd/{RESULT_FD}"), "AGP_JOB_HOME": str(home)}
-        env["PYTHONUNBUFFERED"] = "1"
-        try:
-            proc = await asyncio.to_thread(
-                self._popen, [python, "-m", "agp.kernels.jobrun"], env, home, user, log_path, result_path
-            )
-        except OSError as e:
-            raise ExecutorError("The runner could not be started.", f"{spec.tag}: {e}") from e
-        self._procs[spec.tag] = proc
-        started = psutil.Process(proc.pid).create_time()
-        log.info("job run %s: runner pid %s as %s", spec.tag, proc.pid, user or "the service's user")
-        return json.dumps(
-            {"pid": proc.pid, "created": started, "tag": spec.tag, "log": str(log_path), "result": str(result_path)}
-        )
-
-    def _popen(self, cmd, env, home, user, log_path: Path, result_path: Path) -> subprocess.Popen:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         log_fd = os.open(log_path, flags, 0o600)
         result_fd = os.open(result_path, flags, 0o600)
         try:
-            # The result descriptor goes to the runner as fd 3 (pass_fds keeps its number: move it there first).
-            fd3 = os.dup2(result_fd, RESULT_FD, inheritable=True) if result_fd != RESULT_FD else result_fd
-            return subprocess.Popen(
-                cmd,
+            # The result file goes to the runner as an open descriptor (pass_fds keeps its number).
+            env = {**base, **spec.runner_env(f"/dev/fd/{result_fd}"), "AGP_JOB_HOME": str(home)}
+            env["PYTHONUNBUFFERED"] = "1"
+            proc = await asyncio.to_thread(
+                subprocess.Popen,
+                [python, "-m", "agp.kernels.jobrun"],
                 env=env,
                 cwd=home,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
-                pass_fds=(fd3,),
+                pass_fds=(result_fd,),
                 start_new_session=True,
                 user=user,
                 group=user,
                 extra_groups=[] if user else None,
                 umask=0o077,
             )
+        except OSError as e:
+            raise ExecutorError("The runner could not be started.", f"{spec.tag}: {e}") from e
         finally:
             os.close(log_fd)
-            if result_fd != RESULT_FD:
-                os.close(result_fd)
-                with contextlib.suppress(OSError):
-                    os.close(RESULT_FD)
+            os.close(result_fd)
+        self._procs[spec.tag] = proc
+        started = psutil.Process(proc.pid).create_time()
+        log.info("job run %s: runner pid %s as %s", spec.tag, proc.pid, user or "the service's user")
+        return json.dumps(
+            {"pid": proc.pid, "created": started, "tag": spec.tag, "log": str(log_path), "result": str(result_path)}
+        )
 
     # -- poll
     async def poll(self, ref: str) -> Outcome | None:

@@ -143,6 +143,16 @@ def test_named_parameters_as_documented(fresh):
     assert out.strip() == "3 3 [101, 101, 102]", out
 
 
+def test_jinja_parameters_as_documented(fresh):
+    """jupysql's "Parameterizing SQL queries": ``{{variable}}`` in a line and in a cell (IPython's own expansion of
+    ``{…}`` in magic lines once turned ``{{n}}`` into ``{n}``, which reached Trino as a syntax error)."""
+    ok(fresh, "threshold = 7.3\nmeter = 101")
+    out = ok(fresh, "res = %sql SELECT count(*) AS n FROM meter_readings WHERE reading_kwh > {{threshold}}\nprint(res)")
+    assert "| 3 |" in out, out
+    out = ok(fresh, "%%sql\nSELECT count(*) AS n FROM meter_readings WHERE meter_id = {{meter}}")
+    assert "| 2 |" in out or "n" in out, out
+
+
 def test_displaycon_is_the_one_changed_default_and_turns_on_as_documented(fresh):
     out = ok(fresh, "%sql SELECT 1 AS one")
     assert "Running query in" not in out, out
