@@ -60,7 +60,7 @@ export class JobsPanel extends Widget {
     this._allJobs.textContent = 'All jobs ↗';
     this._allJobs.target = '_blank';
     this._allJobs.rel = 'noopener';
-    this._allJobs.hidden = true;
+    this._allJobs.style.display = 'none';
     const refresh = button('', 'Refresh', () => void this.refresh());
     refreshIcon.element({ container: refresh });
     header.append(title, this._allJobs, refresh);
@@ -72,7 +72,7 @@ export class JobsPanel extends Widget {
     void jobsPage().then(url => {
       if (url) {
         this._allJobs.href = url;
-        this._allJobs.hidden = false;
+        this._allJobs.style.display = '';
       }
     });
   }
