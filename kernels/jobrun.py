@@ -241,6 +241,14 @@ def _forward_signals(proc: subprocess.Popen) -> None:
 
 
 def main() -> int:
+    import logging
+
+    # papermill reports each cell ("Executing Cell 3") and, with log_output, its outputs through its logger: into
+    # the run's log, as they happen.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("papermill").addHandler(handler)
+    logging.getLogger("papermill").setLevel(logging.INFO)
     env = dict(os.environ)
     result_file = env.get("AGP_JOB_RESULT_FILE", "/dev/termination-log")
     print(
