@@ -345,3 +345,37 @@ def test_bad_input_is_one_sentence(ws, user_api):
     assert alice("GET", f"/workspaces/{ws}/jobs").json() == []
     stranger = f"t-{uuid.uuid4().hex[:8]}"
     assert alice("GET", f"/workspaces/{stranger}/runs").status_code == 404
+
+
+def test_racing_schedulers_fire_a_period_once(ws, user_api, settings):
+    """Four schedulers (and the service's own) claim one due period at the same moment: one run is made."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    from agp.core.models import Job
+    from agp.hub import db as dbmod
+    from agp.hub.jobs.scheduler import fire_due
+
+    alice = user_api("alice")
+    job_id = submit(alice, ws, "print(1)", kind="script", schedule="0 0 1 1 *", run_now=False)["job"]["id"]
+    make_session = dbmod.sessions(dbmod.make_engine(settings.db_url))
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    with make_session() as db:
+        db.get(Job, job_id).next_fire_at = due
+        db.commit()
+    barrier = threading.Barrier(4)
+
+    def fire(_: int) -> list[int]:
+        with make_session() as db:
+            barrier.wait()
+            return fire_due(db, datetime.now(UTC))
+
+    with ThreadPoolExecutor(4) as pool:
+        made = [run for runs in pool.map(fire, range(4)) for run in runs]
+    runs = alice("GET", f"/workspaces/{ws}/runs", params={"job_id": job_id}).json()
+    assert len(runs) == 1 and datetime.fromisoformat(runs[0]["scheduled_for"]) == due, runs
+    assert len([r for r in made if r == runs[0]["id"]]) <= 1
+    job = alice("GET", f"/workspaces/{ws}/jobs/{job_id}").json()
+    assert datetime.fromisoformat(job["next_fire_at"]).month == 1 and datetime.fromisoformat(job["next_fire_at"]) > due
+    assert wait_state(alice, ws, runs[0]["id"], ENDED)["state"] == "succeeded"
