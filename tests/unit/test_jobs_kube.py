@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -125,16 +126,35 @@ def test_container_literal_parts():
 
 
 def test_quota_becomes_resources_as_for_servers():
+    # Bytes, as KubeSpawner gives a server's (its "4096M" is MiB; Kubernetes' "4096M" would be 10^6 bytes each).
     (c,) = job()["spec"]["template"]["spec"]["containers"]
     assert c["resources"] == {
-        "limits": {"cpu": "2", "memory": "4096M"},
-        "requests": {"cpu": "500m", "memory": "1024M"},
+        "limits": {"cpu": "2", "memory": str(4 * 1024**3)},
+        "requests": {"cpu": "500m", "memory": str(1024**3)},
     }
     (c,) = job(spec(cpu_limit=0.5, memory_limit_gb=1.5))["spec"]["template"]["spec"]["containers"]
     assert c["resources"] == {
-        "limits": {"cpu": "500m", "memory": "1536M"},
-        "requests": {"cpu": "125m", "memory": "384M"},
+        "limits": {"cpu": "500m", "memory": str(1536 * 1024**2)},
+        "requests": {"cpu": "125m", "memory": str(384 * 1024**2)},
     }
+
+
+def test_a_runs_memory_is_its_servers():
+    """The same bytes KubeSpawner makes of the servers' rule for the same quota."""
+    from jupyterhub.traitlets import ByteSpecification  # KubeSpawner's mem_limit trait
+    from traitlets import HasTraits
+
+    from agp.spawner.workspace import resources
+
+    class Holder(HasTraits):
+        size = ByteSpecification(0)
+
+    for gb in (0.5, 1.5, 2, 3.3):
+        (c,) = job(spec(memory_limit_gb=gb))["spec"]["template"]["spec"]["containers"]
+        r = resources(SimpleNamespace(cpu_limit=1, memory_limit_gb=gb))
+        h = Holder()
+        h.size = r["mem_limit"]
+        assert c["resources"]["limits"]["memory"] == str(h.size)
 
 
 def test_env_has_no_token_value_and_takes_it_from_the_secret():
