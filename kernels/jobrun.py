@@ -105,7 +105,7 @@ def run_notebook(job: dict, service: Service, workdir: Path) -> None:
         warnings.simplefilter("ignore")
         _, nb = nbformat.validator.normalize(json.loads(job["source"]))
     source.write_text(json.dumps(nb))
-    uploaded = [0.0]
+    uploaded = [time.monotonic()]  # the first upload after OUTPUT_EVERY seconds of running, the last at the end
 
     class Uploading:
         """papermill's "write the output notebook" step, also sent to the service now and then while cells run."""

@@ -18,7 +18,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -43,6 +45,8 @@ class LocalExecutor:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         self._procs: dict[str, subprocess.Popen] = {}  # the runners this process started, to reap them
+        # Called (from a thread) when a runner exits, so that the scheduler notices at once, not at its next round.
+        self.notify: Callable[[], None] | None = None
 
     # -- start
     async def start(self, spec: RunSpec) -> str:
@@ -96,11 +100,17 @@ class LocalExecutor:
             os.close(log_fd)
             os.close(result_fd)
         self._procs[spec.tag] = proc
+        threading.Thread(target=self._wait_exit, args=(proc,), name=f"wait-{spec.tag}", daemon=True).start()
         started = psutil.Process(proc.pid).create_time()
         log.info("job run %s: runner pid %s as %s", spec.tag, proc.pid, user or "the service's user")
         return json.dumps(
             {"pid": proc.pid, "created": started, "tag": spec.tag, "log": str(log_path), "result": str(result_path)}
         )
+
+    def _wait_exit(self, proc: subprocess.Popen) -> None:
+        proc.wait()
+        if self.notify is not None:
+            self.notify()
 
     # -- poll
     async def poll(self, ref: str) -> Outcome | None:

@@ -207,6 +207,9 @@ class Scheduler:
 
     # -- the loop
     async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        if hasattr(self.executor, "notify"):
+            self.executor.notify = lambda: loop.call_soon_threadsafe(self.wake.set)
         await asyncio.to_thread(self.recover)
         while True:
             try:
