@@ -56,14 +56,14 @@ class LocalExecutor:
                 account = await ensure_account(spec.owner, os_user, self.folders.homes / os_user)
             except OsUserError as e:
                 raise ExecutorError("The run's system account could not be prepared.", e.log_message) from e
-            home, python = account.home, str(self.folders.python)
+            home, python, uid = account.home, str(self.folders.python), account.uid
             base = server_env(home, self.folders.venv, os_user)
             base["AGP_CACHE_DIR"] = str(self.folders.cache)
             user: str | None = os_user
         else:
             home = self.settings.lab_dir / "homes" / spec.owner
             home.mkdir(parents=True, exist_ok=True)
-            python, user = sys.executable, None
+            python, user, uid = sys.executable, None, os.getuid()
             base = {
                 "HOME": str(home),
                 "USER": spec.owner,
@@ -104,7 +104,14 @@ class LocalExecutor:
         started = psutil.Process(proc.pid).create_time()
         log.info("job run %s: runner pid %s as %s", spec.tag, proc.pid, user or "the service's user")
         return json.dumps(
-            {"pid": proc.pid, "created": started, "tag": spec.tag, "log": str(log_path), "result": str(result_path)}
+            {
+                "pid": proc.pid,
+                "created": started,
+                "tag": spec.tag,
+                "uid": uid,
+                "log": str(log_path),
+                "result": str(result_path),
+            }
         )
 
     def _wait_exit(self, proc: subprocess.Popen) -> None:
@@ -126,7 +133,7 @@ class LocalExecutor:
                 return None  # a runner a previous service started: it runs on
             code = None
         # Whatever of the attempt is left (a kernel whose runner was killed) goes with it.
-        await asyncio.to_thread(kill_tagged, r["tag"], signal.SIGKILL)
+        await asyncio.to_thread(kill_tagged, r["tag"], signal.SIGKILL, uid=r.get("uid"))
         try:
             with open(r["result"], "rb") as f:
                 text = f.read(RESULT_LIMIT)
@@ -137,15 +144,15 @@ class LocalExecutor:
     # -- cancel
     async def cancel(self, ref: str, grace: float) -> None:
         r = json.loads(ref)
-        tag = r["tag"]
+        tag, uid = r["tag"], r.get("uid")
         # First as a user's ^C: the kernel interrupts its cell (a %sql query is cancelled in Trino, Spark cancels its
         # jobs), then the runner is asked to stop, then whatever is left is killed.
-        await asyncio.to_thread(kill_tagged, tag, signal.SIGINT, kernels_only=True)
+        await asyncio.to_thread(kill_tagged, tag, signal.SIGINT, kernels_only=True, uid=uid)
         deadline = time.monotonic() + grace
-        await _wait_gone(tag, min(grace, 3.0))
-        await asyncio.to_thread(kill_tagged, tag, signal.SIGTERM)
-        await _wait_gone(tag, max(0.0, deadline - time.monotonic()))
-        await asyncio.to_thread(kill_tagged, tag, signal.SIGKILL)
+        await _wait_gone(tag, min(grace, 3.0), uid)
+        await asyncio.to_thread(kill_tagged, tag, signal.SIGTERM, uid=uid)
+        await _wait_gone(tag, max(0.0, deadline - time.monotonic()), uid)
+        await asyncio.to_thread(kill_tagged, tag, signal.SIGKILL, uid=uid)
 
     async def log(self, ref: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         r = json.loads(ref)
@@ -171,12 +178,17 @@ def _alive(pid: int, created: float) -> bool:
         return False
 
 
-def tagged(tag: str, kernels_only: bool = False) -> list[psutil.Process]:
-    """Every process whose environment has ``AGP_JOB_RUN=<tag>`` (the service runs as root in the lab: it reads every
-    process's environment)."""
+def tagged(tag: str, kernels_only: bool = False, uid: int | None = None) -> list[psutil.Process]:
+    """Every process of OS user ``uid`` (its real uid) whose environment has ``AGP_JOB_RUN=<tag>`` (the service runs
+    as root in the lab: it reads every process's environment)."""
     found = []
     for p in psutil.process_iter():
         try:
+            # Any process may carry any tag (it is only an environment variable): the service, as root, signals only
+            # what the run's own OS user could signal itself, never a process of root's or of another user's that
+            # carries it (``uid`` is None for runs started before runners' uids were recorded).
+            if uid is not None and p.uids().real != uid:
+                continue
             if p.environ().get(TAG_VARIABLE) != tag:
                 continue
             if kernels_only and "ipykernel_launcher" not in " ".join(p.cmdline()):
@@ -187,10 +199,10 @@ def tagged(tag: str, kernels_only: bool = False) -> list[psutil.Process]:
     return found
 
 
-def kill_tagged(tag: str, sig: int, kernels_only: bool = False) -> int:
-    """Send ``sig`` to every process of the attempt ``tag``; returns how many were signalled."""
+def kill_tagged(tag: str, sig: int, kernels_only: bool = False, uid: int | None = None) -> int:
+    """Send ``sig`` to every process of the attempt ``tag`` (of OS user ``uid``); returns how many were signalled."""
     n = 0
-    for p in tagged(tag, kernels_only):
+    for p in tagged(tag, kernels_only, uid):
         with contextlib.suppress(psutil.Error):
             p.send_signal(sig)
             n += 1
@@ -199,9 +211,9 @@ def kill_tagged(tag: str, sig: int, kernels_only: bool = False) -> int:
     return n
 
 
-async def _wait_gone(tag: str, seconds: float) -> None:
+async def _wait_gone(tag: str, seconds: float, uid: int | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not await asyncio.to_thread(tagged, tag):
+        if not await asyncio.to_thread(tagged, tag, False, uid):
             return
         await asyncio.sleep(0.2)

@@ -27,6 +27,9 @@ MAX_OUTPUT = 64 * 1024 * 1024  # bytes of an executed notebook a runner uploads
 # An executed notebook is its author's HTML and JavaScript: shown as a sandboxed document (no script runs, it has an
 # origin of its own, so it reads no cookie and calls no API as the viewer).
 SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:"
+# A run's log and executed notebook are its author's bytes (HTML and script, if they like): served as what they are,
+# never read as a page of ours by a browser that guesses a type from the content.
+NOT_SNIFFED = {"X-Content-Type-Options": "nosniff"}
 
 
 class JobCreate(BaseModel):
@@ -173,7 +176,8 @@ def router(
 
     @r.delete(api + "/jobs/{job_id}", status_code=204, tags=["jobs"])
     def delete_job(slug: str, job_id: int, who: Caller = Depends(caller), db: Session = Depends(session)):
-        jobs.delete_job(db, who, slug, job_id)
+        """Delete a job (its owner) with its ended runs, their logs and executed notebooks."""
+        jobs.delete_job(db, who, slug, job_id, lambda run_id: storage.delete_run(slug, run_id))
         return Response(status_code=204)
 
     @r.post(api + "/jobs/{job_id}/runs", status_code=201, response_model=RunOut, tags=["jobs"])
@@ -229,13 +233,14 @@ def router(
             headers={
                 "X-Run-State": str(getattr(run.state, "value", run.state)),
                 "X-Log-Next-Offset": str(max(0, offset) + len(data)),
+                **NOT_SNIFFED,
             },
         )
 
     @r.get(api + "/runs/{run_id}/output", tags=["jobs"])
     def run_output(slug: str, run_id: int, who: Caller = Depends(caller), db: Session = Depends(session)):
         """The executed notebook, with its outputs (as far as it got)."""
-        return Response(_output(db, who, slug, run_id), media_type="application/x-ipynb+json")
+        return Response(_output(db, who, slug, run_id), media_type="application/x-ipynb+json", headers=NOT_SNIFFED)
 
     def _output(db: Session, who: Caller, slug: str, run_id: int) -> bytes:
         run = jobs.get_run(db, who, slug, run_id)
@@ -299,7 +304,7 @@ def router(
 
         nb = nbformat.reads(_output(db, who, slug, run_id).decode(), as_version=4)
         html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-        return HTMLResponse(html, headers={"Content-Security-Policy": SANDBOX_CSP, "X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(html, headers={"Content-Security-Policy": SANDBOX_CSP, **NOT_SNIFFED})
 
     return r
 

@@ -365,7 +365,10 @@ class Scheduler:
                 return
             slug = run.workspace.slug
             if log_text:
-                run.log_key = self.storage.put_log(slug, run.id, run.attempt, log_text)
+                try:
+                    run.log_key = self.storage.put_log(slug, run.id, run.attempt, log_text)
+                except Exception:  # the run's end is recorded all the same; its log of this attempt is lost
+                    log.exception("jobs: could not keep the log of run %s attempt %s", run.id, run.attempt)
             elapsed = (utcnow() - run.attempt_started_at).total_seconds() if run.attempt_started_at else 0
             timeout = run.job.timeout_seconds
             if run.cancel_requested:

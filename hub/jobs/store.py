@@ -8,6 +8,7 @@ workspace's owners and platform admins. A run always runs as its job's owner.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,6 +166,13 @@ def _owned_job(db: Session, caller: Caller, slug: str, job_id: int, action: str)
 def update_job(db: Session, caller: Caller, slug: str, job_id: int, **changes: Any) -> Job:
     job = _owned_job(db, caller, slug, job_id, "job.update")
     applied = {k: v for k, v in changes.items() if v is not None or k == "schedule"}
+    # An owner who is a viewer now (or whose group lost its role) writes nothing in the workspace, their job's code,
+    # parameters and schedule included (other members see them, and they run again once the role is back); pausing
+    # it stays open to them, as deleting it does.
+    if applied and applied != {"paused": True} and not can_write(job.workspace, caller):
+        audit(db, caller, "job.update", slug, "denied", job=job_id)
+        db.commit()
+        raise Refused(403, f"Only owners and editors of {slug!r} change jobs in it; pausing yours stays possible.")
     if "schedule" in applied and isinstance(applied["schedule"], str):
         applied["schedule"] = " ".join(applied["schedule"].split()) or None
     schedule = applied.get("schedule", job.schedule)
@@ -187,16 +195,18 @@ def update_job(db: Session, caller: Caller, slug: str, job_id: int, **changes: A
     return job
 
 
-def delete_job(db: Session, caller: Caller, slug: str, job_id: int) -> list[JobRun]:
-    """Delete a job; its runs that still run are returned, marked for cancelling (the scheduler stops them)."""
+def delete_job(db: Session, caller: Caller, slug: str, job_id: int, delete_files: Callable[[int], None]) -> None:
+    """Delete a job with its ended runs and their files (``delete_files(run_id)``); refused while a run is not
+    finished."""
     job = _owned_job(db, caller, slug, job_id, "job.delete")
-    active = list(db.scalars(select(JobRun).where(JobRun.job_id == job.id, JobRun.state.in_(_active()))))
-    if active:
+    runs = list(db.scalars(select(JobRun).where(JobRun.job_id == job.id)))
+    if any(RunState(r.state) not in ENDED for r in runs):
         raise Refused(409, f"Job {job_id} has runs that are not finished; cancel them first.")
+    for run in runs:
+        delete_files(run.id)  # first: a failure leaves the rows, and the job can be deleted again
     db.delete(job)
-    audit(db, caller, "job.delete", slug, "ok", job=job_id)
+    audit(db, caller, "job.delete", slug, "ok", job=job_id, runs=len(runs))
     db.commit()
-    return active
 
 
 def run_now(db: Session, caller: Caller, slug: str, job_id: int, parameters: dict | None = None) -> JobRun:

@@ -379,3 +379,39 @@ def test_racing_schedulers_fire_a_period_once(ws, user_api, settings):
     job = alice("GET", f"/workspaces/{ws}/jobs/{job_id}").json()
     assert datetime.fromisoformat(job["next_fire_at"]).month == 1 and datetime.fromisoformat(job["next_fire_at"]) > due
     assert wait_state(alice, ws, runs[0]["id"], ENDED)["state"] == "succeeded"
+
+
+def test_cli_submits_follows_and_deleting_the_job_leaves_no_file(ws, user_api, settings, s3, tmp_path):
+    import subprocess
+    import sys
+
+    from agp.core.names import WorkspaceNames
+
+    alice = user_api("alice")
+    token = alice.http.headers["Authorization"].split()[1]
+    script = tmp_path / "meters.py"
+    script.write_text(
+        "import argparse\np = argparse.ArgumentParser(); p.add_argument('--day')\nprint('day', p.parse_args().day)\n"
+    )
+    env = {**os.environ, "AGP_TOKEN": token}
+    env.pop("AGP_WORKSPACE_SERVICE_URL", None)
+    cli = [sys.executable, "-m", "agp.compose.cli", "job", "-w", ws, "--hub-url", settings.hub_url]
+    done = subprocess.run(
+        [*cli, "submit", str(script), "-p", "day=2026-12-01", "--wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "day 2026-12-01" in done.stdout and "succeeded" in done.stdout + done.stderr, done.stdout + done.stderr
+    listed = subprocess.run([*cli, "--json", "list"], env=env, capture_output=True, text=True, timeout=60)
+    runs = json.loads(listed.stdout)
+    assert [r["state"] for r in runs] == ["succeeded"], runs
+    bucket = WorkspaceNames(ws).bucket
+    prefix = f".agp-jobs/runs/{runs[0]['id']}/"
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 1  # the log
+    r = alice("DELETE", f"/workspaces/{ws}/jobs/{runs[0]['job_id']}")
+    assert r.status_code == 204, r.text
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 0
+    assert alice("GET", f"/workspaces/{ws}/runs/{runs[0]['id']}").status_code == 404
