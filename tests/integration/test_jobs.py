@@ -415,3 +415,30 @@ def test_cli_submits_follows_and_deleting_the_job_leaves_no_file(ws, user_api, s
     assert r.status_code == 204, r.text
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 0
     assert alice("GET", f"/workspaces/{ws}/runs/{runs[0]['id']}").status_code == 404
+
+
+def test_retention_prunes_old_runs_with_their_files(ws, user_api, settings, s3):
+    from datetime import UTC, datetime, timedelta
+
+    from agp.core.models import JobRun
+    from agp.core.names import WorkspaceNames
+    from agp.hub import db as dbmod
+    from agp.hub.broker import Broker
+    from agp.hub.jobs.scheduler import Scheduler
+    from agp.hub.jobs.storage import RunStorage
+
+    alice = user_api("alice")
+    old, recent = (submit(alice, ws, "print(1)", kind="script")["run"]["id"] for _ in range(2))
+    for run_id in (old, recent):
+        assert wait_state(alice, ws, run_id, ENDED)["state"] == "succeeded"
+    make_session = dbmod.sessions(dbmod.make_engine(settings.db_url))
+    with make_session() as db:
+        db.get(JobRun, old).ended_at = datetime.now(UTC) - timedelta(days=settings.jobs.retention_days, hours=1)
+        db.commit()
+    scheduler = Scheduler(settings, make_session, None, None, RunStorage(Broker(settings)))
+    assert scheduler.prune() >= 1
+    bucket = WorkspaceNames(ws).bucket
+    assert alice("GET", f"/workspaces/{ws}/runs/{old}").status_code == 404
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f".agp-jobs/runs/{old}/").get("KeyCount") == 0
+    assert alice("GET", f"/workspaces/{ws}/runs/{recent}").status_code == 200
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f".agp-jobs/runs/{recent}/").get("KeyCount") == 1
