@@ -4,7 +4,8 @@
 
 1. A trivial notebook job (one cell, ``print``): submit-to-start latency (the POST until the runner's first log line
    is readable through the API) and submit-to-end time, against papermill running the same notebook directly on the
-   same kernel in a fresh process (``papermill in.ipynb out.ipynb -k agp``, the plain tool), alternated, medians.
+   same kernel in a fresh process (``papermill in.ipynb out.ipynb -k agp``, the plain tool; as alice's OS user, as
+   the runner runs), alternated, medians.
 2. 20 runs submitted at once in a workspace with a quota of 4 concurrent runs: all complete, the most seen running
    at once, and the total time against 5 sequential batches of 4 (each batch submitted once the previous ended).
 
@@ -68,31 +69,31 @@ def wait(alice: Api, ws: str, run_id: int, t0: float) -> tuple[float, float]:
 
 
 def plain_papermill(settings: Settings) -> float:
-    """papermill on the same notebook and kernel, in a fresh process (the runtime's Python, as the runner uses)."""
-    from agp.spawner.osusers import ServerFolders
+    """papermill on the same notebook and kernel in a fresh process, as the runner runs it: the runtime's Python, as
+    alice's OS user with her servers' environment when servers run as OS users."""
+    import os
+    import pwd
 
-    python = ServerFolders(settings.servers_root, settings.server_runtime_root).python
-    python = python if python.exists() else Path(sys.executable)
+    from agp.spawner.osusers import ServerFolders, os_user_name, server_env
+
+    folders = ServerFolders(settings.servers_root, settings.server_runtime_root)
+    as_user = settings.run_as_os_users and folders.python.exists()
+    python = str(folders.python) if as_user else sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
         src.write_text(json.dumps(NOTEBOOK))
+        if as_user:
+            entry = pwd.getpwnam(os_user_name("alice"))
+            for path in (tmp, src):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        cmd = [python, "-m", "papermill", str(src), str(out), "-k", "agp", "--no-progress-bar", "--language", "python"]
+        env = None
+        if as_user:
+            user = os_user_name("alice")
+            env = server_env(Path(pwd.getpwnam(user).pw_dir), folders.venv, user)
+            cmd = ["runuser", "-u", user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *cmd]
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "papermill",
-                str(src),
-                str(out),
-                "-k",
-                "agp",
-                "--no-progress-bar",
-                "--language",
-                "python",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(cmd, check=True, capture_output=True)
         return time.perf_counter() - t0
 
 
