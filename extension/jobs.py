@@ -189,6 +189,17 @@ def service_error(status: int, body: bytes) -> str:
     return detail.strip().splitlines()[0][:300]
 
 
+def distrust(notebook: dict) -> dict:
+    """The notebook with no cell marked trusted (pure, in place). A run's output is written by its job's code, or by
+    anyone who writes in the workspace's bucket, and is opened in the server of whoever clicks it: saved through the
+    contents manager, cells marked ``trusted`` get the notebook signed with this user's secret, and JupyterLab then
+    runs its HTML's scripts and JavaScript outputs in this server's origin, as this user."""
+    for cell in notebook.get("cells", []):
+        if isinstance(cell.get("metadata"), dict):
+            cell["metadata"].pop("trusted", None)
+    return notebook
+
+
 def http_error(status: int, sentence: str) -> web.HTTPError:
     """jupyter_server's JSON error (``message`` is the sentence; ``reason`` its status line, kept to ASCII)."""
     reason = sentence.encode("ascii", "replace").decode()[:200]
@@ -355,6 +366,7 @@ class OpenOutputHandler(_JobsBase):
         except Exception as e:
             self.log.warning("agp: the output of run %s is not a valid notebook: %s", run_id, e)
             raise http_error(502, f"The output of run {run_id} is not a valid notebook.") from e
+        distrust(notebook)
         path = output_path(self.jobs.outputs_folder, str(run.get("job_name") or "job"), int(run_id))
         cm = self.contents_manager
         folder = path.rsplit("/", 1)[0]

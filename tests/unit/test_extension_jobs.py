@@ -328,6 +328,26 @@ async def test_a_runs_output_is_opened_in_the_users_folder(jp_fetch, service, jp
     assert (jp_root_dir / path).resolve().parent == (jp_root_dir / "job-outputs").resolve()
 
 
+async def test_an_opened_output_is_never_trusted(jp_fetch, jp_serverapp, service, jp_root_dir):
+    """A run's output is its job's code's (or any bucket writer's): cells it marks trusted must not get it signed in
+    the server of whoever opens it, where JupyterLab would run its scripts as that user."""
+    executed = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("HTML(...)", execution_count=1, metadata={"trusted": True})
+    cell.outputs.append(
+        nbformat.v4.new_output("display_data", data={"text/html": "<script>steal()</script>", "text/plain": "x"})
+    )
+    executed.cells.append(cell)
+    service.answer("GET", "runs/7", body={**RUN, "state": "succeeded"})
+    service.answer("GET", "runs/7/output", body=executed)
+    r = await jp_fetch("agp", "jobs", "runs", "7", "open", method="POST", body="")
+    path = json.loads(r.body)["path"]
+    cm = jp_serverapp.contents_manager
+    assert not cm.notary.check_signature(nbformat.read(jp_root_dir / path, 4))
+    model = await jp_fetch("api", "contents", path, params={"content": "1"})
+    saved = json.loads(model.body)["content"]["cells"][0]
+    assert saved["metadata"].get("trusted") is False and saved["outputs"], saved
+
+
 async def test_a_run_without_output_says_so(jp_fetch, service):
     service.answer("GET", "runs/7", body=RUN)
     service.answer("GET", "runs/7/output", 404, {"detail": "Run 7 has no output (it is queued)."})
