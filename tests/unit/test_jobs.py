@@ -144,3 +144,23 @@ def test_script_argv_and_cli_parameters():
     }
     with pytest.raises(click.BadParameter):
         parse_params(("novalue",))
+
+
+def test_tagged_processes_are_those_of_the_runs_own_user():
+    """Any process may carry a run's tag; cancelling the run signals only the run's own OS user's processes."""
+    import os
+    import subprocess
+
+    from agp.hub.jobs.local import tagged
+
+    tag = f"agp-run-test-{os.getpid()}"
+    proc = subprocess.Popen(["sleep", "30"], env={"PATH": "/usr/bin:/bin", "AGP_JOB_RUN": tag})
+    try:
+        import time
+
+        time.sleep(0.2)
+        assert [p.pid for p in tagged(tag, uid=os.getuid())] == [proc.pid]
+        assert tagged(tag, uid=os.getuid() + 4242) == []
+    finally:
+        proc.kill()
+        proc.wait()
