@@ -31,6 +31,9 @@ def _workspace(db: Session, caller: Caller, slug: str) -> Workspace:
     return store.get(db, caller, slug)  # members and admins; others get the missing workspace's 404
 
 
+workspace = _workspace
+
+
 def can_write(ws: Workspace, caller: Caller) -> bool:
     return effective_role(ws, caller) in WRITERS
 
