@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from agp.core.models import ENDED, Job, JobRun, RunState
-from agp.core.permissions import Caller
+from agp.core.models import ENDED, Job, JobRun, Role, RunState
+from agp.core.permissions import Caller, effective_role
 
 from ..store import Refused
 from . import store as jobs
@@ -281,7 +281,18 @@ def router(
     def jobs_page(slug: str, request: Request, who: Caller = Depends(page_caller), db: Session = Depends(session)):
         runs = [RunOut.of(x, prefix) for x in jobs.list_runs(db, who, slug, limit=100)]
         defined = [JobOut.of(j) for j in jobs.list_jobs(db, who, slug)]
-        return page(request, "jobs.html", who=who, slug=slug, runs=runs, jobs=defined)
+        ws = jobs.workspace(db, who, slug)
+        role = effective_role(ws, who)
+        return page(
+            request,
+            "jobs.html",
+            who=who,
+            slug=slug,
+            runs=runs,
+            jobs=defined,
+            can_submit=jobs.can_write(ws, who),
+            manages=who.admin or role == Role.owner,
+        )
 
     @r.get(prefix + "/w/{slug}/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
     async def run_page(slug: str, run_id: int, request: Request, who: Caller = Depends(page_caller)):
