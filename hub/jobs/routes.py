@@ -262,11 +262,15 @@ def router(
 
     @r.put(api + "/runs/{run_id}/output", status_code=204, include_in_schema=False)
     async def put_output(slug: str, run_id: int, request: Request, who: Caller = Depends(caller)) -> Response:
-        body = b""
+        # Who may upload is checked before the body is read: any hub user could otherwise make the service hold
+        # 64 MiB per request.
+        await asyncio.to_thread(_runner_check, session, who, slug, run_id)
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_OUTPUT:
                 raise HTTPException(413, f"An executed notebook is at most {MAX_OUTPUT // (1024 * 1024)} MiB.")
+        body = bytes(body)
         try:
             nb = json.loads(body)
             if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
@@ -327,6 +331,15 @@ def _get_run(session: Callable[..., Any], who: Caller, slug: str, run_id: int) -
         run = jobs.get_run(db, who, slug, run_id)
         _ = run.job, run.workspace  # loaded while the session is open
         return run
+    finally:
+        gen.close()
+
+
+def _runner_check(session: Callable[..., Any], who: Caller, slug: str, run_id: int) -> None:
+    gen = session()
+    db = next(gen)
+    try:
+        jobs.runner_run(db, who, slug, run_id)
     finally:
         gen.close()
 

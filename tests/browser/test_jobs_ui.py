@@ -91,8 +91,55 @@ def test_run_a_notebook_as_a_job_and_open_its_output(browser, hub_url, settings,
     finally:
         page.screenshot(path=str(tmp_path / "jobs-last.png"), full_page=True)
         alice_api.http.delete(f"{hub_url}/user/alice/demo/api/contents/{name}", timeout=30)
+        for job in alice_api("GET", "/workspaces/demo/jobs").json():
+            if job["filename"] == name:
+                alice_api("DELETE", f"/workspaces/demo/jobs/{job['id']}")
         shots = Path("/tmp/agp-browser-shots")
         shots.mkdir(exist_ok=True)
         for png in tmp_path.glob("*.png"):
             shutil.copy(png, shots / png.name)
         alice_api.hub("DELETE", "/users/alice/servers/demo")
+
+
+def test_submit_run_and_delete_a_job_from_the_workspace_page(browser, hub_url, settings, tmp_path):  # noqa: F811
+    script = tmp_path / f"meters_{uuid.uuid4().hex[:6]}.py"
+    script.write_text(
+        "import argparse\np = argparse.ArgumentParser(); p.add_argument('--day')\nprint('day is', p.parse_args().day)\n"
+    )
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.on("dialog", lambda d: d.accept())
+    try:
+        keycloak_login(
+            page,
+            hub_url,
+            "alice",
+            settings.credentials.demo_password.get_secret_value(),
+            next_path="/services/workspaces/w/demo/jobs",
+        )
+        page.locator("#submit-job summary").click()
+        page.set_input_files("#job-file", str(script))
+        page.fill("#job-params", "day=2026-12-24")
+        page.screenshot(path=str(tmp_path / "jobs-5-submit-form.png"))
+        page.click("#job-submit")
+        job_row = page.locator("#jobs tr", has_text=script.name)
+        job_row.wait_for(timeout=30_000)
+        run_row = page.locator("#runs tbody tr", has_text=script.name).first
+        for _ in range(60):  # the page shows states as of its load: reload until the run ended
+            if run_row.locator(".run-state").inner_text() in ("succeeded", "failed"):
+                break
+            page.wait_for_timeout(1000)
+            page.reload()
+        assert run_row.locator(".run-state").inner_text() == "succeeded"
+        run_row.locator("a").first.click()
+        assert "day is 2026-12-24" in page.locator("#run-log").inner_text()
+        page.go_back()
+        page.screenshot(path=str(tmp_path / "jobs-6-after-run.png"), full_page=True)
+        page.locator("#jobs tr", has_text=script.name).locator(".delete-job").click()
+        page.locator("#jobs tr", has_text=script.name).wait_for(state="detached", timeout=30_000)
+        assert page.locator("#runs tr", has_text=script.name).count() == 0
+    finally:
+        page.screenshot(path=str(tmp_path / "jobs-page-last.png"), full_page=True)
+        shots = Path("/tmp/agp-browser-shots")
+        shots.mkdir(exist_ok=True)
+        for png in tmp_path.glob("*.png"):
+            shutil.copy(png, shots / png.name)
