@@ -416,6 +416,11 @@ class KubeExecutor:
                         "Runs on Kubernetes need kubernetes_asyncio: pip install jupyterhub-kubespawner.",
                         log_message=str(e),
                     ) from e
+                except RuntimeError as e:  # its import reads Path.home(): no HOME and a uid without a passwd entry
+                    raise ExecutorError(
+                        "The platform could not load its Kubernetes client; an admin must check the hub's log.",
+                        log_message=f"importing kubernetes_asyncio failed (is HOME set?): {e}",
+                    ) from e
                 conf = client.Configuration()
                 try:
                     if self.kubeconfig is None and SERVICE_ACCOUNT_NAMESPACE.parent.joinpath("token").exists():
@@ -451,9 +456,9 @@ class KubeExecutor:
             ) from e
 
     async def _apis(self) -> tuple[Any, Any]:
+        api = await self.api()
         from kubernetes_asyncio import client
 
-        api = await self.api()
         return client.BatchV1Api(api), client.CoreV1Api(api)
 
     # The protocol.
