@@ -245,10 +245,12 @@ def test_timeout_stops_the_run(ws, user_api):
     assert processes_of(run["id"]) == []
 
 
-def service_process() -> psutil.Process:
-    found = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[-2:] == ["-m", "agp.hub.service"]]
+def service_process(settings) -> psutil.Process:
+    """The lab's workspace service: the process listening on its port (a cluster on this machine runs another)."""
+    port = settings.ports.workspaces
+    found = {c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
     assert len(found) == 1, found
-    return found[0]
+    return psutil.Process(found.pop())
 
 
 def test_schedule_fires_once_per_period_across_a_service_restart(ws, user_api, settings):
@@ -262,12 +264,12 @@ def test_schedule_fires_once_per_period_across_a_service_restart(ws, user_api, s
 
     wait_until(lambda: _assert(len(runs()) >= 2), timeout=60)
     # The service is frozen across a fire time, then killed; the hub starts it again.
-    service = service_process()
+    service = service_process(settings)
     service.suspend()
     stopped_at = time.time()
     time.sleep(12)
     service.kill()
-    wait_until(lambda: _assert(service_process().pid != service.pid), timeout=60)
+    wait_until(lambda: _assert(service_process(settings).pid != service.pid), timeout=60)
     back_at = time.time()
     wait_until(lambda: _assert(alice("GET", "/me").status_code == 200), timeout=60)
     time.sleep(22)
