@@ -280,7 +280,14 @@ class Scheduler:
             names = WorkspaceNames(slug)
             environment = workspace_env(data_plane_env(self.settings), names, ws)
             run_labels = {**labels(owner, names), "app.kubernetes.io/component": "job-run"}
-        refusal = await self._refusal(owner, slug)
+        try:
+            refusal = await self._refusal(owner, slug)
+        except httpx.HTTPError:
+            # The hub is not answering (it starts its managed services before its API listens, and restarts on a
+            # chart upgrade): not the run's fault, so it waits in the queue for a later round.
+            log.warning("jobs: the hub did not say who %s is; run %s stays queued", owner, run_id, exc_info=True)
+            await asyncio.to_thread(self._requeue, run_id)
+            return
         if refusal:
             await asyncio.to_thread(self._end, run_id, RunState.failed, refusal, audit_outcome="refused")
             return
@@ -318,13 +325,20 @@ class Scheduler:
             "jobs: run %s attempt %s of job %s started as %s in %s", run_id, spec_args["attempt"], job.id, owner, slug
         )
 
+    def _requeue(self, run_id: int) -> None:
+        """A claimed run that did not start, back in the queue as it was (this attempt does not count)."""
+        with self.make_session() as db:
+            run = db.get(JobRun, run_id)
+            if run.state == RunState.running and run.runner_ref is None:
+                run.state, run.attempt = RunState.queued, max(0, run.attempt - 1)
+                if run.attempt == 0:
+                    run.started_at = None
+                db.commit()
+
     async def _refusal(self, owner: str, slug: str) -> str | None:
-        """Why ``owner`` may not run a job in ``slug`` now, or ``None``: checked at every attempt's start."""
-        try:
-            who = await self.hub.caller(owner)
-        except httpx.HTTPError:
-            log.exception("jobs: the hub did not say who %s is", owner)
-            return "The hub did not answer who the job's owner is; the run was not started."
+        """Why ``owner`` may not run a job in ``slug`` now, or ``None``: checked at every attempt's start. Raises
+        ``httpx.HTTPError`` when the hub does not answer."""
+        who = await self.hub.caller(owner)
         with self.make_session() as db:
             ws = db.scalars(select(Workspace).where(Workspace.slug == slug)).first()
             role = effective_role(ws, who) if (ws and who) else None
