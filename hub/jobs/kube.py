@@ -11,6 +11,9 @@ yet, and the hub needs no right to change a Secret. The runner writes its result
 termination log, which the pod's status carries back (``FallbackToLogsOnError``: the log's tail when it wrote none
 and failed).
 
+A cancel deletes the Job and its pod with the cancel grace; a deleted pod's log goes with it, so the executor follows
+that log to the runner's last line while the pod stops and keeps it until the attempt's cleanup.
+
 The scheduler decides, not the Job: ``backoffLimit: 0`` (retries are new attempts), and ``activeDeadlineSeconds``
 (the run's timeout plus the cancel grace) and ``ttlSecondsAfterFinished`` (a day) are only backstops for a
 scheduler that is gone.
@@ -48,6 +51,8 @@ HOME = "/home/jovyan"  # the notebook image's HOME (images/notebook/Dockerfile)
 COMMAND = ["tini", "--", "python", "-m", "agp.kernels.jobrun"]
 TTL_AFTER_FINISHED = 24 * 3600  # seconds an ended Job is kept when nobody cleans it up
 PENDING_TIMEOUT = 300.0  # seconds a pod may stay pending for a reason that is a problem before the run fails
+LOG_LIMIT = 64 << 20  # bytes of a run's log read at most (the scheduler keeps as much)
+LOG_FOLLOW_MARGIN = 15.0  # seconds beyond the cancel grace a stopped pod's log is followed before it is given up
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # A pending container's waiting reasons that will not clear by themselves (fail at once), and those that may (an
@@ -391,6 +396,9 @@ class KubeExecutor:
         self.kubeconfig = kubeconfig
         self._api: Any = None
         self._lock = asyncio.Lock()
+        # The logs of cancelled attempts, read to their end while their pods stopped (a deleted pod's log goes with
+        # it), by ref, until cleanup.
+        self._kept_logs: dict[str, bytes] = {}
 
     # The edge: configuration, the client, the namespace.
     @property
@@ -527,45 +535,68 @@ class KubeExecutor:
     async def cancel(self, ref: str, grace: float) -> None:
         r = parse_ref(ref)
         batch, core = await self._apis()
+        api = await self.api()
         seconds = max(0, math.ceil(grace))
-        # The Job first, so that it makes no new pod; then its pods with the given grace (the garbage collector
-        # would give them their own terminationGracePeriodSeconds).
-        await self._call(
-            "delete the run's Job",
-            batch.delete_namespaced_job,
-            r["job"],
-            r["namespace"],
-            propagation_policy="Background",
-            grace_period_seconds=seconds,
-            missing_ok=True,
-        )
-        for pod in await self._pods(core, r):
+        # A deleted pod's log goes with it: follow the log of the attempt's pod from before it is stopped to its
+        # runner's last line, so that the run keeps what it printed (the scheduler reads it once this returns).
+        pod = pick_pod([api.sanitize_for_serialization(p) for p in await self._pods(core, r)])
+        following = None
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Running":
+            following = asyncio.create_task(self._read_log(core, r["namespace"], pod["metadata"]["name"], follow=True))
+        try:
+            # The Job first, so that it makes no new pod; then its pods with the given grace (the garbage collector
+            # would give them their own terminationGracePeriodSeconds).
             await self._call(
-                "stop the run's pod",
-                core.delete_namespaced_pod,
-                pod.metadata.name,
+                "delete the run's Job",
+                batch.delete_namespaced_job,
+                r["job"],
                 r["namespace"],
+                propagation_policy="Background",
                 grace_period_seconds=seconds,
                 missing_ok=True,
             )
+            for item in await self._pods(core, r):
+                await self._call(
+                    "stop the run's pod",
+                    core.delete_namespaced_pod,
+                    item.metadata.name,
+                    r["namespace"],
+                    grace_period_seconds=seconds,
+                    missing_ok=True,
+                )
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        if following is not None:
+            try:  # the runner has the grace to stop; its log ends when its container does
+                self._kept_logs[ref] = await asyncio.wait_for(following, seconds + LOG_FOLLOW_MARGIN)
+            except (ExecutorError, asyncio.TimeoutError) as e:
+                log.warning("run Job %s/%s: its log was not kept: %s", r["namespace"], r["job"], e)
 
     async def log(self, ref: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         r = parse_ref(ref)
         _, core = await self._apis()
         api = await self.api()
         pod = pick_pod([api.sanitize_for_serialization(p) for p in await self._pods(core, r)])
-        if pod is None:
-            return b""
+        data = b""
+        if pod is not None:
+            data = await self._read_log(core, r["namespace"], pod["metadata"]["name"], limit_bytes=offset + limit)
+        kept = self._kept_logs.get(ref, b"")
+        if len(kept) > len(data):  # a cancelled attempt's pod, gone or going, and the log read to its end
+            data = kept
+        return data[offset : offset + limit]
+
+    async def _read_log(
+        self, core: Any, namespace: str, pod: str, *, limit_bytes: int = LOG_LIMIT, follow: bool = False
+    ) -> bytes:
+        """A pod's log as raw bytes (offsets are bytes; a decoded text would not keep them), at most ``limit_bytes``;
+        ``follow``: until its container ends. Empty when its container has not started yet or the pod is gone."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         try:
-            # Raw bytes (offsets are bytes; a decoded text would not keep them), the first offset + limit of them.
             response = await core.read_namespaced_pod_log(
-                pod["metadata"]["name"],
-                r["namespace"],
-                container=CONTAINER,
-                limit_bytes=offset + limit,
-                _preload_content=False,
+                pod, namespace, container=CONTAINER, limit_bytes=limit_bytes, follow=follow, _preload_content=False
             )
             try:
                 data = await response.read()
@@ -575,14 +606,15 @@ class KubeExecutor:
             raise api_error("read the run's log", e.status, e.body) from e
         except (OSError, asyncio.TimeoutError) as e:
             raise ExecutorError("The platform could not reach Kubernetes.", log_message=f"pod log: {e!r}") from e
-        if response.status in (400, 404):  # its container has not started yet, or the pod is gone: no log
+        if response.status in (400, 404):
             return b""
         if not 200 <= response.status <= 299:
             raise api_error("read the run's log", response.status, data)
-        return data[offset : offset + limit]
+        return data
 
     async def cleanup(self, ref: str) -> None:
         r = parse_ref(ref)
+        self._kept_logs.pop(ref, None)
         await self._remove(r["namespace"], r["job"])
 
     async def _remove(self, namespace: str, name: str) -> None:
