@@ -2,8 +2,10 @@
 Keycloak, under the restricted Pod Security profile; a Keycloak login to the hub; a workspace made through the
 service's API; a member's server started by KubeSpawner as a pod with the workspace's labels, resources and
 security context; in its kernel, ``%sql`` on a workspace table through Trino in the cluster and ``spark()`` reading
-it; a non-member refused; ``helm upgrade`` with a changed value keeps the data; ``helm uninstall`` keeps what the
-chart says it keeps.
+it; a non-member refused; job runs as Kubernetes Jobs (a notebook whose ``%sql`` writes a table with the run's
+parameters, read back through Trino; its pod restricted, with the workspace's labels and quota, gone after the run;
+a cancel that deletes the pod); ``helm upgrade`` with a changed value keeps the data; ``helm uninstall`` keeps what
+the chart says it keeps.
 
 The release is made once for the module (installing it is the slow part, see tests/bench/bench_helm.py); the tests
 run in order on it. Browsers and the hub must reach Keycloak at one address: the test gives Keycloak's and the
@@ -204,6 +206,155 @@ def test_a_non_member_is_refused(hub_url, tokens, workspace):
     bob = Api(hub_url, tokens["bob"])
     r = bob.hub("POST", f"/users/bob/servers/{workspace['slug']}")
     assert r.status_code == 403, r.text
+
+
+# ------------------------------------------------------------------------------------------------------------ jobs
+# A job run is a Kubernetes Job per attempt (agp.hub.jobs.kube), made by the workspace service in the hub's pod.
+
+ENDED = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+def job_notebook(*cells: str, parameters: str | None = None) -> str:
+    """A notebook's JSON: an optional cell tagged ``parameters`` (papermill's convention), then ``cells``."""
+    out = []
+    if parameters is not None:
+        out.append({"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": parameters})
+    out += [{"cell_type": "code", "metadata": {}, "source": src} for src in cells]
+    for cell in out:
+        cell.update(outputs=[], execution_count=None)
+    kernelspec = {"name": "agp", "display_name": "agp", "language": "python"}
+    return json.dumps({"cells": out, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def submit(api: Api, slug: str, source: str, **body) -> dict:
+    r = api(
+        "POST", f"/workspaces/{slug}/jobs", json={"kind": "notebook", "filename": "job.ipynb", "source": source, **body}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def run_of(api: Api, slug: str, run_id: int) -> dict:
+    r = api("GET", f"/workspaces/{slug}/runs/{run_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def run_pods(kubectl, ns: str, run_id: int) -> list[dict]:
+    return pods(kubectl, ns, f"antigravity.io/run=agp-run-{run_id}-1")
+
+
+def watch_run(api: Api, kubectl, ns: str, slug: str, run_id: int, until: set[str], timeout: float = 600) -> tuple:
+    """Poll the run and its pods until the run's state is in ``until``: (the run, the pod as last seen running or
+    ended, when its container started: a monotonic time)."""
+    deadline = time.monotonic() + timeout
+    seen, started = None, None
+    while True:
+        run = run_of(api, slug, run_id)
+        for pod in run_pods(kubectl, ns, run_id):
+            seen = pod
+            states = [cs.get("state", {}) for cs in pod.get("status", {}).get("containerStatuses") or []]
+            if started is None and any("running" in st or "terminated" in st for st in states):
+                started = time.monotonic()
+        if run["state"] in until:
+            return run, seen, started
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s: {run}"
+        time.sleep(0.3)
+
+
+def wait_gone(kubectl, ns: str, run_id: int, timeout: float = 120) -> None:
+    """The attempt's pod and Job are deleted (the scheduler's cleanup, or the cancel)."""
+    deadline = time.monotonic() + timeout
+    name = f"agp-run-{run_id}-1"
+    while True:
+        left = run_pods(kubectl, ns, run_id)
+        job = kubectl("get", "job", name, "-n", ns, "--ignore-not-found", "-o", "name").strip()
+        if not left and not job:
+            return
+        assert time.monotonic() < deadline, f"run {run_id} left {[p['metadata']['name'] for p in left]} {job}"
+        time.sleep(1)
+
+
+def test_a_notebook_job_writes_a_table_as_a_restricted_pod_of_the_workspace(
+    release, kubectl, hub_url, tokens, workspace
+):
+    ns, slug = release["namespace"], workspace["slug"]
+    alice = Api(hub_url, tokens["alice"])
+    source = job_notebook(
+        "%sql CREATE TABLE from_job AS SELECT {{n}} AS n, '{{label}}' AS label",
+        "print('rows', n * 2)",
+        parameters="n = 1\nlabel = 'default'",
+    )
+    t0 = time.monotonic()
+    out = submit(alice, slug, source, parameters={"n": 21, "label": "nightly"}, timeout_seconds=900)
+    run_id = out["run"]["id"]
+    run, pod, started = watch_run(alice, kubectl, ns, slug, run_id, ENDED)
+    ended = time.monotonic()
+    log = alice("GET", f"/workspaces/{slug}/runs/{run_id}/log").text
+    assert run["state"] == "succeeded", (run, log[-3000:])
+    print(
+        f"\njob run on the cluster: submit to container start {started - t0:.1f} s, "
+        f"submit to succeeded {ended - t0:.1f} s"
+    )
+    # The run's pod: in the release's namespace (which enforces the restricted profile, so the apiserver itself
+    # admitted it as restricted), with the workspace's labels and quota, as the owner's server runs.
+    assert pod is not None and pod["metadata"]["namespace"] == ns
+    labels = pod["metadata"]["labels"]
+    assert labels["antigravity.io/workspace"] == slug and labels["antigravity.io/user"] == "alice"
+    assert labels["antigravity.io/release"] == RELEASE and labels["app.kubernetes.io/component"] == "job-run"
+    spec = pod["spec"]
+    (c,) = spec["containers"]
+    assert c["image"] == "localhost/agp-notebook:dev"
+    assert c["resources"]["limits"] == {"cpu": "1", "memory": str(2 * 1024**3)}
+    assert c["resources"]["requests"] == {"cpu": "250m", "memory": str(512 * 1024**2)}
+    assert spec["securityContext"]["runAsUser"] == 1000 and spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert spec["automountServiceAccountToken"] is False
+    # Its hub token is in no spec: the pod reads it from the attempt's Secret.
+    (token,) = [e for e in c["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
+    assert "value" not in token and token["valueFrom"]["secretKeyRef"]["name"] == f"agp-run-{run_id}-1"
+    # The parameters reached it: papermill injected them, %sql and Python used them.
+    assert "rows 42" in log, log[-3000:]
+    nb = alice("GET", f"/workspaces/{slug}/runs/{run_id}/output").json()
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "n = 21" in "".join(injected[0]["source"])
+    # Once it ended, its Job, pod and token Secret are gone.
+    wait_gone(kubectl, ns, run_id)
+    assert not kubectl("get", "secret", f"agp-run-{run_id}-1", "-n", ns, "--ignore-not-found", "-o", "name").strip()
+    # The table it wrote, read back through the cluster's Trino from the owner's server.
+    http = requests.Session()
+    http.headers["Authorization"] = f"token {tokens['alice']}"
+    kernel = NotebookKernel.new_notebook(http, f"{hub_url}/user/alice/{slug}", "readback.ipynb")
+    try:
+        r = kernel.execute("%sql SELECT n, label FROM from_job")
+        assert not r.errors and "21" in r.text and "nightly" in r.text, r.text
+    finally:
+        kernel.shutdown()
+
+
+def test_cancel_of_a_running_job_deletes_its_pod(release, kubectl, hub_url, tokens, workspace):
+    ns, slug = release["namespace"], workspace["slug"]
+    alice = Api(hub_url, tokens["alice"])
+    out = submit(alice, slug, job_notebook("import time\nprint('sleeping', flush=True)\ntime.sleep(3600)"))
+    run_id = out["run"]["id"]
+    deadline = time.monotonic() + 600
+    while "sleeping" not in alice("GET", f"/workspaces/{slug}/runs/{run_id}/log").text:  # its kernel runs the cell
+        run = run_of(alice, slug, run_id)
+        assert run["state"] in ("queued", "running"), run
+        assert time.monotonic() < deadline, f"run {run_id} did not reach its cell: {run}"
+        time.sleep(1)
+    assert [p["status"]["phase"] for p in run_pods(kubectl, ns, run_id)] == ["Running"]
+    t0 = time.monotonic()
+    r = alice("POST", f"/workspaces/{slug}/runs/{run_id}/cancel")
+    assert r.status_code == 200, r.text
+    run, _, _ = watch_run(alice, kubectl, ns, slug, run_id, ENDED, timeout=120)
+    assert run["state"] == "cancelled", run
+    wait_gone(kubectl, ns, run_id)
+    print(f"\ncancel to pod and Job gone: {time.monotonic() - t0:.1f} s")
+    # What it printed before it was stopped is kept with the run, though its pod is gone.
+    assert "sleeping" in alice("GET", f"/workspaces/{slug}/runs/{run_id}/log").text
 
 
 def test_upgrade_rolls_out_and_keeps_the_data(release, helm, kubectl, hub_url, tokens, workspace, tmp_path):
