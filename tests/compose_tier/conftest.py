@@ -62,6 +62,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = ["nofile=10000:10000", "nproc=4096:4096"]\n'
 
 
+def containers_conf(runc: str | None) -> str:
+    """The tier's containers.conf: the limits, and runc as the OCI runtime where it is installed. crun (podman's
+    default on Debian) refuses to start any container on a host whose cgroups are in hybrid mode with a controller
+    left on the v2 hierarchy ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"; a fresh
+    CI machine had hugetlb there); runc runs on v1, hybrid and v2 alike."""
+    return CONTAINERS_CONF + (f'\n[engine]\nruntime = "runc"\n[engine.runtimes]\nrunc = ["{runc}"]\n' if runc else "")
+
+
 @dataclass
 class Tools:
     podman: str
@@ -82,7 +90,7 @@ def podman_tools() -> Iterator[Tools]:
         )
     folder = Path(tempfile.mkdtemp(prefix="agp-compose-api-"))
     socket = folder / "podman.sock"
-    (folder / "containers.conf").write_text(CONTAINERS_CONF)
+    (folder / "containers.conf").write_text(containers_conf(shutil.which("runc", path="/usr/sbin:/usr/bin:/sbin:/bin")))
     env = {**os.environ, "CONTAINERS_CONF": str(folder / "containers.conf")}
     log = (folder / "service.log").open("w")
     service = subprocess.Popen(
