@@ -14,6 +14,7 @@ import uuid
 import psutil
 import pytest
 from conftest import query_rows, wait_until
+from jobsapi import log_of, run_of, submit, wait_state
 
 from agp.core import clients
 
@@ -62,35 +63,6 @@ def ws(new_workspace, admin_api, user_api, hub_url):
     wait_until(lambda: query_rows(trino_connect(alice), f'CREATE TABLE "{schema}".probe AS SELECT 1 AS x'))
     query_rows(trino_connect(alice), f'DROP TABLE "{schema}".probe')
     return slug
-
-
-def submit(api, slug: str, source: str, kind: str = "notebook", expect: int = 201, **body) -> dict:
-    body.setdefault("filename", "job.ipynb" if kind == "notebook" else "job.py")
-    r = api("POST", f"/workspaces/{slug}/jobs", json={"kind": kind, "source": source, **body})
-    assert r.status_code == expect, r.text
-    return r.json()
-
-
-def run_of(api, slug: str, run_id: int) -> dict:
-    r = api("GET", f"/workspaces/{slug}/runs/{run_id}")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def wait_state(api, slug: str, run_id: int, states: set[str], timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = run_of(api, slug, run_id)
-        if run["state"] in states:
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s: {run}"
-        time.sleep(0.5)
-
-
-def log_of(api, slug: str, run_id: int) -> str:
-    r = api("GET", f"/workspaces/{slug}/runs/{run_id}/log")
-    assert r.status_code == 200, r.text
-    return r.text
 
 
 def processes_of(run_id: int, attempt: int = 1) -> list[psutil.Process]:

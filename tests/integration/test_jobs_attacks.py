@@ -16,6 +16,8 @@ import psutil
 import pytest
 import requests
 from conftest import wait_until
+from jobsapi import log_of, run_of, wait_state
+from jobsapi import submit as submit_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 ENDED = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -56,33 +58,9 @@ def hostile_output() -> dict:
     return nb
 
 
-def submit(api, slug: str, source: str, kind: str = "script", expect: int = 201, **body) -> dict:
-    body.setdefault("filename", "job.py" if kind == "script" else "job.ipynb")
-    r = api("POST", f"/workspaces/{slug}/jobs", json={"kind": kind, "source": source, **body})
-    assert r.status_code == expect, r.text
-    return r.json()
-
-
-def run_of(api, slug: str, run_id: int) -> dict:
-    r = api("GET", f"/workspaces/{slug}/runs/{run_id}")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def wait_state(api, slug: str, run_id: int, states: set[str], timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = run_of(api, slug, run_id)
-        if run["state"] in states:
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s: {run}"
-        time.sleep(0.5)
-
-
-def log_of(api, slug: str, run_id: int) -> str:
-    r = api("GET", f"/workspaces/{slug}/runs/{run_id}/log")
-    assert r.status_code == 200, r.text
-    return r.text
+def submit(api, slug: str, source: str, **body) -> dict:
+    """A script job unless ``kind`` says otherwise."""
+    return submit_job(api, slug, source, **{"kind": "script", **body})
 
 
 def wait_log(api, slug: str, run_id: int, text: str, timeout: float = 120) -> str:
