@@ -149,12 +149,18 @@ def list_jobs(db: Session, caller: Caller, slug: str) -> list[Job]:
     return list(db.scalars(select(Job).where(Job.workspace_id == ws.id).order_by(Job.id.desc())))
 
 
-def get_job(db: Session, caller: Caller, slug: str, job_id: int) -> Job:
+def _of_workspace(db: Session, caller: Caller, slug: str, model: type, row_id: int, what: str):
+    """The ``model`` row ``row_id`` if it belongs to ``slug`` and the caller sees ``slug``; else the same 404 as for a
+    missing row (ids are global: another workspace's id tells nothing)."""
     ws = _workspace(db, caller, slug)
-    job = db.get(Job, job_id)
-    if job is None or job.workspace_id != ws.id:
-        raise Refused(404, f"There is no job {job_id} in {slug!r}.")
-    return job
+    row = db.get(model, row_id)
+    if row is None or row.workspace_id != ws.id:
+        raise Refused(404, f"There is no {what} {row_id} in {slug!r}.")
+    return row
+
+
+def get_job(db: Session, caller: Caller, slug: str, job_id: int) -> Job:
+    return _of_workspace(db, caller, slug, Job, job_id, "job")
 
 
 def _owned_job(db: Session, caller: Caller, slug: str, job_id: int, action: str) -> Job:
@@ -249,11 +255,7 @@ def list_runs(
 
 
 def get_run(db: Session, caller: Caller, slug: str, run_id: int) -> JobRun:
-    ws = _workspace(db, caller, slug)
-    run = db.get(JobRun, run_id)
-    if run is None or run.workspace_id != ws.id:
-        raise Refused(404, f"There is no run {run_id} in {slug!r}.")
-    return run
+    return _of_workspace(db, caller, slug, JobRun, run_id, "run")
 
 
 def cancel(db: Session, caller: Caller, slug: str, run_id: int) -> JobRun:
