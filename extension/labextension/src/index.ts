@@ -120,4 +120,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * Every plugin of the extension; each part of the workbench adds its own plugin here (one import, one entry).
+ */
+const plugins: JupyterFrontEndPlugin<any>[] = [plugin];
+
+export default plugins;
