@@ -37,7 +37,8 @@ from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, Wo
 from .trino_routes import router as trino_router
 
 log = logging.getLogger(__name__)
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# The service's pages, and the hub's templates for the navigation bar both share (agp_chrome.html).
+TEMPLATES = Jinja2Templates(directory=[Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates"])
 
 
 def create_app(
