@@ -5,7 +5,7 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, TraitError, Unicode, validate
 
-from . import jobs
+from . import history, identity, jobs
 from .handlers import Backend, handlers
 
 
@@ -41,3 +41,5 @@ class AgpExtension(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers("/"))
         self.handlers.extend(jobs.handlers("/"))
+        self.handlers.extend(identity.handlers("/"))
+        self.handlers.extend(history.handlers("/"))

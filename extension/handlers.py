@@ -19,14 +19,14 @@ class _Base(APIHandler):
     def ext(self):
         return self.settings["agp_extension"]
 
-    def finish_page(self, names: list[str]) -> None:
-        """One page of ``names`` after the ``search``, ``offset`` and ``limit`` query arguments."""
+    def finish_page(self, names: list[str], **extra) -> None:
+        """One page of ``names`` after the ``search``, ``offset`` and ``limit`` query arguments (and ``extra``)."""
         search = self.get_argument("search", "")
         try:
             offset, limit = int(self.get_argument("offset", "0")), int(self.get_argument("limit", "100"))
         except ValueError as e:
             raise web.HTTPError(400, reason="offset and limit are whole numbers") from e
-        self.finish(json.dumps(cat.page(names, search, offset, limit)))
+        self.finish(json.dumps({**cat.page(names, search, offset, limit), **extra}))
 
     async def run(self, fn, *args):
         """Run ``fn`` off the event loop; what the catalog or Trino refuses keeps its meaning (404, 403), not 500."""
@@ -71,7 +71,8 @@ class NamespacesHandler(_Base):
     @web.authenticated
     async def get(self):
         names = await self.run(self.ext.cache.get, ("namespaces",), self.ext.namespaces)
-        self.finish_page(names)
+        # ``current``: this server's workspace's namespace (the Catalog panel lists it first, the others marked).
+        self.finish_page(names, current=self.ext.environ.get("AGP_CATALOG_NAMESPACE"))
 
 
 class TablesHandler(_Base):
