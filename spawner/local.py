@@ -116,11 +116,33 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
     def _default_url(self) -> str:
         return "/lab"
 
+    # -- start progress: what start() is doing, as JupyterHub's spawn-pending page and the home page show it
+    def _phase(self, progress: int, message: str) -> None:
+        self._phases.append({"progress": progress, "message": message})
+        self._phase_added.set()
+        self._phase_added.clear()  # waiters already woken keep their wake-up
+
+    async def progress(self):
+        """Every phase of the start in progress, from the first (a late subscriber sees them all), then each new one
+        as it happens; JupyterHub ends this generator when start() returns."""
+        self.__dict__.setdefault("_phases", [])
+        self.__dict__.setdefault("_phase_added", asyncio.Event())
+        seen = 0
+        while True:
+            while seen < len(self._phases):
+                yield self._phases[seen]
+                seen += 1
+            await self._phase_added.wait()
+
     async def start(self):
+        self._phases = []
+        self.__dict__.setdefault("_phase_added", asyncio.Event())
+        self._phase(5, f"Checking your membership of workspace {self.name}")
         await self.check_workspace()
         notebook_dir = Path(self.home_dir) / "workspaces" / self.name
         self.notebook_dir = str(notebook_dir)
         if self.run_as_os_users:
+            self._phase(15, f"Preparing OS user {self.os_user} and its home folder")
             await self._prepare_account()
             # Kernels talk to their server over unix sockets in the user's own 0700 folder, not loopback TCP: any
             # local user could subscribe to a kernel's IOPub port (the HMAC key signs, it does not hide) and read
@@ -128,6 +150,7 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             # path may have: the home is short, and OS user names are at most 32 characters.
             self.add_args("--KernelManager.transport=ipc", f"--KernelManager.ip={self.home_dir}/.k/k")
         else:
+            self._phase(15, f"Preparing the home folder of {self.user.name}")
             notebook_dir.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 self.add_args("--allow-root")
@@ -136,8 +159,11 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             kernelspec.install(Path(self.home_dir) / ".local" / "share" / "jupyter")
             enable_extension(Path(self.home_dir))
         self.add_args(DEFAULT_KERNEL)
+        self._phase(30, "Handing the server its workspace settings and a token of its own")
         ip, port = await super().start()
+        self._phase(50, f"Server process started (pid {self.pid})")
         if self.ready_poll_interval > 0 and not self.internal_ssl:
+            self._phase(60, "Waiting for JupyterLab to answer")
             host = f"[{ip}]" if ":" in ip else ip
             await self._wait_answering(f"http://{host}:{port}" + url_path_join(self.server.base_url, "api"))
         return ip, port
