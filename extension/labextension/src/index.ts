@@ -12,6 +12,9 @@ import { runAsJob } from './dialog';
 import { jobsIcon } from './icon';
 import { logWidget } from './log';
 import { JobsPanel } from './panel';
+import { identityPlugin } from './identity';
+import { catalogPlugin } from './catalog';
+import { historyPlugin } from './history';
 
 namespace CommandIDs {
   export const run = 'agp-jobs:run';
@@ -123,6 +126,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
 /**
  * Every plugin of the extension; each part of the workbench adds its own plugin here (one import, one entry).
  */
-const plugins: JupyterFrontEndPlugin<any>[] = [plugin];
+const plugins: JupyterFrontEndPlugin<any>[] = [plugin, identityPlugin, catalogPlugin, historyPlugin];
 
 export default plugins;
