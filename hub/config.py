@@ -100,12 +100,14 @@ def configure(
         folders = ServerFolders(s.servers_root, s.server_runtime_root)
         c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(folders.cache)}
         c.WorkspaceLocalSpawner.home_root = str(folders.homes)
+        c.WorkspaceLocalSpawner.shared_root = str(folders.shared)
         c.WorkspaceLocalSpawner.runtime_dir = str(folders.venv)
         c.Spawner.cmd = [str(folders.singleuser)]
     else:
         # Local servers share the lab's cache: Spark's Iceberg jars are fetched once for everyone.
         c.WorkspaceLocalSpawner.data_plane_env = {**data_plane_env(s), "AGP_CACHE_DIR": str(s.cache_dir)}
         c.WorkspaceLocalSpawner.home_root = str(s.lab_dir / "homes")
+        c.WorkspaceLocalSpawner.shared_root = str(s.lab_dir / "shared")
         c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     _common(c, s, state, config_file, service_env)
 

@@ -21,11 +21,12 @@ from traitlets import Bool, Dict, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from agp.core.db import shared_engine
-from agp.core.models import Workspace
-from agp.core.permissions import Caller
+from agp.core.models import Role, State, Workspace
+from agp.core.permissions import Caller, effective_role
 from agp.extension import enable_for as enable_extension
 from agp.kernels import kernelspec
 
+from . import shared
 from .osusers import OsUserError, ensure_account, os_user_name, server_env
 from .workspace import SpawnRefused, check_spawn, workspace_env
 
@@ -61,6 +62,11 @@ class WorkspaceMixin(LoggingConfigurable):
             raise err from None
         self.workspace, self.workspace_names = ws, names
         self.workspace_environment = workspace_env(self.data_plane_env, names, ws)
+        # What the server may do in the workspace's shared folder (on every flavour: the folder's ACL, the mount)
+        self.shared_writable = State(ws.state) == State.ready and effective_role(ws, caller) in (
+            Role.owner,
+            Role.editor,
+        )
 
 
 class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
@@ -89,6 +95,14 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
         help="""The Python environment (a venv) that servers run from with ``run_as_os_users``: its ``bin`` leads
         their PATH and it holds the kernel spec. Empty: PATH gets the system folders only.""",
     )
+    shared_root = Unicode(
+        "",
+        config=True,
+        help="""Folder that holds one shared folder per workspace (see :mod:`agp.spawner.shared`); each server
+        sees its workspace's as ``shared/`` beside its own files. With ``run_as_os_users`` it must be root's: the
+        workspace's folder carries an ACL of its members' OS users. Empty: no shared folder.""",
+    )
+    shared_dir = ""
     ready_poll_interval = Float(
         0.05,
         config=True,
@@ -144,6 +158,8 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
         if self.run_as_os_users:
             self._phase(15, f"Preparing OS user {self.os_user} and its home folder")
             await self._prepare_account()
+        if self.shared_root:
+            await asyncio.to_thread(self._prepare_shared)
             # Kernels talk to their server over unix sockets in the user's own 0700 folder, not loopback TCP: any
             # local user could subscribe to a kernel's IOPub port (the HMAC key signs, it does not hide) and read
             # every output and input of another user's notebook. The path stays under the 107 bytes a socket
@@ -197,6 +213,17 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             raise
         self.log.info("server %s runs as OS user %s (uid %s)", self._log_name, self.os_user, self.account.uid)
 
+    def _prepare_shared(self) -> None:
+        """The workspace's shared folder, with this user's entry in its ACL if the workspace service has not put it
+        there yet (an OS account made just now); the server finds it in AGP_SHARED_DIR."""
+        folder, _ = shared.ensure_folder(Path(self.shared_root), self.workspace_names.slug)
+        if self.run_as_os_users and shared.grant(folder, self.account.uid, self.shared_writable):
+            self.log.info(
+                "shared folder %s: granted OS user %s (writes: %s)", folder, self.os_user, self.shared_writable
+            )
+        self.shared_dir = str(folder)
+        self.workspace_environment = {**self.workspace_environment, "AGP_SHARED_DIR": self.shared_dir}
+
     def _check_os_users(self) -> None:
         sentence = "Servers cannot start here; ask a platform admin to check the hub's log."
         if os.geteuid() != 0:
@@ -210,10 +237,13 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
         """Off: make the home and enter it, as SimpleLocalProcessSpawner does. On: become the OS user (groups, gid,
         uid), then make the folders the server needs in the home as that user, and enter the home."""
         home = self.home_dir
+        link = (os.path.join(self.notebook_dir, shared.LINK_NAME), self.shared_dir) if self.shared_dir else None
         if not self.run_as_os_users:
 
             def preexec() -> None:
                 os.makedirs(home, 0o755, exist_ok=True)
+                if link:
+                    shared.link(*link)
                 os.chdir(home)
 
             return preexec
@@ -228,6 +258,8 @@ class WorkspaceLocalSpawner(WorkspaceMixin, LocalProcessSpawner):
             os.umask(0o077)
             for folder in folders:
                 os.makedirs(folder, 0o700, exist_ok=True)
+            if link:  # made as the user, in the user's folder: root follows no path a user controls
+                shared.link(*link)
             os.chdir(home)
 
         return preexec_as_user

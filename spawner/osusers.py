@@ -36,6 +36,7 @@ class ServerFolders:
 
     homes = property(lambda self: self.root / "homes")
     public = property(lambda self: self.root / "public")
+    shared = property(lambda self: self.root / "shared")  # one folder per workspace: agp.spawner.shared
     trino_ca = property(lambda self: self.root / "public" / "trino-ca.pem")
     venv = property(lambda self: self.runtime_root / "venv")
     python = property(lambda self: self.runtime_root / "venv" / "bin" / "python")
