@@ -7,9 +7,10 @@ Functions take a SQLAlchemy session and a :class:`~agp.core.permissions.Caller`;
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -198,13 +199,37 @@ def update(db: Session, caller: Caller, slug: str, **changes: Any) -> Workspace:
 
 def archive(db: Session, caller: Caller, slug: str) -> Workspace:
     ws = managed(db, caller, slug, "workspace.archive")
+    previous = State(ws.state)
     ws.state = State.archived
-    audit(db, caller, "workspace.archive", slug)
+    audit(db, caller, "workspace.archive", slug, previous=previous.value)
     db.commit()
     return ws
 
 
-def set_member(db: Session, caller: Caller, slug: str, username: str, role: str) -> Workspace:
+def unarchive(db: Session, caller: Caller, slug: str) -> Workspace:
+    """Bring an archived workspace back: ``ready`` if it was provisioned, else ``failed`` (retry provisioning)."""
+    ws = managed(db, caller, slug, "workspace.unarchive")
+    if State(ws.state) != State.archived:
+        raise Refused(409, f"Workspace {slug!r} is {State(ws.state).value}, not archived.")
+    if ws.bucket and ws.namespace:
+        ws.state = State.ready
+    else:
+        ws.state, ws.failure_reason = State.failed, "It was archived before its provisioning completed; retry it."
+    audit(db, caller, "workspace.unarchive", slug, state=State(ws.state).value)
+    db.commit()
+    return ws
+
+
+def set_member(
+    db: Session,
+    caller: Caller,
+    slug: str,
+    username: str,
+    role: str,
+    known_user: Callable[[str], bool] | None = None,
+) -> Workspace:
+    """Add a member or change a member's role. A new member must be a user ``known_user`` knows; the last owner
+    stays an owner."""
     ws = managed(db, caller, slug, "member.set")
     try:
         validate_username(username)
@@ -213,11 +238,24 @@ def set_member(db: Session, caller: Caller, slug: str, username: str, role: str)
         msg = str(e) if isinstance(e, InvalidName) else "A role is one of owner, editor, viewer."
         raise Refused(422, msg) from e
     member = next((m for m in ws.members if m.username == username), None)
+    previous = Role(member.role) if member is not None else None
     if member is None:
+        if known_user is not None and not known_user(username):
+            audit(db, caller, "member.set", slug, "refused", username=username, reason="unknown user")
+            db.commit()
+            raise Refused(
+                422, f"There is no user {username!r} on the platform; a user appears here after their first login."
+            )
         ws.members.append(Membership(username=username, role=role_, added_by=caller.name))
     else:
+        owners = [m for m in ws.members if m.role == Role.owner]
+        if previous == Role.owner and role_ != Role.owner and len(owners) == 1:
+            raise Refused(409, f"{username!r} is the last owner of {slug!r}; make someone else owner first.")
         member.role = role_
-    audit(db, caller, "member.set", slug, "ok", username=username, role=role_.value)
+    detail = {"username": username, "role": role_.value}
+    if previous is not None:
+        detail["previous"] = previous.value
+    audit(db, caller, "member.set", slug, "ok", **detail)
     db.commit()
     return ws
 
@@ -236,11 +274,33 @@ def remove_member(db: Session, caller: Caller, slug: str, username: str) -> Work
     return ws
 
 
-def audit_log(db: Session, caller: Caller, slug: str | None = None, limit: int = 100) -> list[AuditEvent]:
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 1000)))
+def audit_log(
+    db: Session,
+    caller: Caller,
+    slug: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    action: str | None = None,
+    actor: str | None = None,
+    outcome: str | None = None,
+) -> tuple[list[AuditEvent], int]:
+    """A page of the audit log, newest first, and how many events match in all. ``action`` matches a prefix
+    (``member.`` finds every member change), ``actor`` and ``outcome`` match exactly."""
+    conditions = []
     if slug is not None:
         managed(db, caller, slug, "audit.read")
-        query = query.where(AuditEvent.target == slug)
+        conditions.append(AuditEvent.target == slug)
     elif not caller.admin:
         raise Refused(403, "Only platform admins read the whole audit log; owners read their workspace's.")
-    return list(db.scalars(query))
+    if action:
+        # a prefix match with LIKE's wildcards taken literally
+        escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(AuditEvent.action.like(escaped + "%", escape="\\"))
+    if actor:
+        conditions.append(AuditEvent.actor == actor)
+    if outcome:
+        conditions.append(AuditEvent.outcome == outcome)
+    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+    query = select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
+    query = query.offset(max(0, offset)).limit(max(1, min(limit, 1000)))
+    return list(db.scalars(query)), total

@@ -88,6 +88,8 @@ class WorkspaceNames:
 
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}", re.ASCII)
+USERNAME_PATTERN = _USERNAME.pattern  # for a form's pattern attribute (a browser anchors it)
+SLUG_PATTERN = _SLUG.pattern
 USERNAME_RULE = (
     "User names are 1 to 64 characters of lowercase letters a-z, digits and . _ @ -, starting with a letter or digit"
 )

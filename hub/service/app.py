@@ -29,12 +29,14 @@ from ..jobs.scheduler import HubUsersAPI, Scheduler, executor_for
 from ..jobs.storage import RunStorage
 from ..provision import Provisioner
 from ..trino_rules import render
+from . import pages as workspace_pages
 from .catalog_proxy import CatalogProxy, Principal
 from .catalog_routes import error_body
 from .engines import EngineIdentity
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
-from .schemas import AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
+from .schemas import AuditFilter, AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 from .trino_routes import router as trino_router
+from .users import UserDirectory
 
 log = logging.getLogger(__name__)
 # The service's pages, and the hub's templates for the navigation bar both share (agp_chrome.html).
@@ -166,11 +168,19 @@ def create_app(
         sync_rules()
         return WorkspaceOut.of(ws, who)
 
+    @api.post("/workspaces/{slug}/unarchive", response_model=WorkspaceOut)
+    def unarchive_workspace(slug: str, who: Caller = Depends(caller), db: Session = Depends(session)):
+        """Bring an archived workspace back (owners and admins): servers may start again."""
+        ws = store.unarchive(db, who, slug)
+        sync_rules()
+        return WorkspaceOut.of(ws, who)
+
     @api.put("/workspaces/{slug}/members/{username}", response_model=WorkspaceOut)
     def set_member(
         slug: str, username: str, body: MemberSet, who: Caller = Depends(caller), db: Session = Depends(session)
     ):
-        ws = store.set_member(db, who, slug, username, body.role)
+        """Add a member (a user the platform knows) or change a member's role; the last owner stays owner."""
+        ws = store.set_member(db, who, slug, username, body.role, known_user=directory.exists)
         sync_rules()
         return WorkspaceOut.of(ws, who)
 
@@ -181,14 +191,32 @@ def create_app(
         return WorkspaceOut.of(ws, who)
 
     @api.get("/workspaces/{slug}/audit", response_model=list[AuditOut])
-    def workspace_audit(slug: str, limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):
-        return [AuditOut.of(ev) for ev in store.audit_log(db, who, slug, limit)]
+    def workspace_audit(
+        slug: str,
+        response: Response,
+        filters: AuditFilter = Depends(),
+        who: Caller = Depends(caller),
+        db: Session = Depends(session),
+    ):
+        """The workspace's audit log, newest first (owners and admins); the header X-Total-Count says how many
+        events match the filters in all."""
+        events, total = store.audit_log(db, who, slug, **filters.model_dump())
+        response.headers["X-Total-Count"] = str(total)
+        return [AuditOut.of(ev) for ev in events]
 
     @api.get("/audit", response_model=list[AuditOut])
-    def audit(limit: int = 100, who: Caller = Depends(caller), db: Session = Depends(session)):
-        """The whole audit log, newest first (admins)."""
-        return [AuditOut.of(ev) for ev in store.audit_log(db, who, None, limit)]
+    def audit(
+        response: Response,
+        filters: AuditFilter = Depends(),
+        who: Caller = Depends(caller),
+        db: Session = Depends(session),
+    ):
+        """The whole audit log, newest first (admins); X-Total-Count as for a workspace's."""
+        events, total = store.audit_log(db, who, None, **filters.model_dump())
+        response.headers["X-Total-Count"] = str(total)
+        return [AuditOut.of(ev) for ev in events]
 
+    directory = UserDirectory(identity.auth.api_url, identity.auth.api_token)
     broker = Broker(settings)
     storage = RunStorage(broker)
     scheduler = Scheduler(
@@ -314,7 +342,7 @@ def create_app(
     @app.get(prefix + "/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request, who: Caller = Depends(page_caller), db: Session = Depends(session)):
         workspaces = [WorkspaceOut.of(ws, who) for ws in store.list_for(db, who)]
-        events = [AuditOut.of(ev) for ev in store.audit_log(db, who, None, 50)] if who.admin else []
+        events = [AuditOut.of(ev) for ev in store.audit_log(db, who, None, 50)[0]] if who.admin else []
         return _page(request, "workspaces.html", who=who, workspaces=workspaces, events=events)
 
     @app.get(prefix, include_in_schema=False)
@@ -325,15 +353,16 @@ def create_app(
     def health() -> dict:
         return {"ok": True}
 
-    def _page(request: Request, template: str, **context) -> HTMLResponse:
+    def _page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         xsrf = request.cookies.get(XSRF_COOKIE) or secrets.token_urlsafe(24)
         response = TEMPLATES.TemplateResponse(
-            request, template, {"prefix": prefix, "hub_url": "", "xsrf": xsrf, **context}
+            request, template, {"prefix": prefix, "hub_url": "", "xsrf": xsrf, **context}, status_code=status_code
         )
         response.set_cookie(XSRF_COOKIE, xsrf, samesite="strict", path=prefix)
         return response
 
     app.include_router(job_routes.router(prefix, session, caller, page_caller, scheduler, storage, _page))
+    app.include_router(workspace_pages.router(prefix, session, caller, page_caller, _page, directory))
     return app
 
 

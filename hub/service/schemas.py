@@ -100,6 +100,16 @@ class WorkspaceOut(BaseModel):
         )
 
 
+class AuditFilter(BaseModel):
+    """Query parameters of an audit log's page."""
+
+    limit: int = Field(100, ge=1, le=1000, description="events per page")
+    offset: int = Field(0, ge=0, description="events to skip, newest first")
+    action: str | None = Field(None, max_length=64, description="actions that start with this (member. finds all)")
+    actor: str | None = Field(None, max_length=255, description="who acted, exactly")
+    outcome: str | None = Field(None, max_length=32, description="ok, denied, refused, error ... exactly")
+
+
 class AuditOut(BaseModel):
     at: datetime | None
     actor: str
