@@ -22,7 +22,7 @@ from agp.core.settings import Settings
 from agp.core.tokens import jwks
 
 from .. import db as dbmod
-from .. import rules_sync, store
+from .. import rules_sync, shared_sync, store
 from ..broker import Broker
 from ..jobs import routes as job_routes
 from ..jobs.scheduler import HubUsersAPI, Scheduler, executor_for
@@ -57,6 +57,7 @@ def create_app(
     provisioner = Provisioner(settings)
     identity = identity or HubIdentity(prefix)
     hub_users: list[rules_sync.HubUsers] = []  # the hub's admins and groups as last read (at most one entry)
+    shared_folders = shared_sync.SharedFolders(settings)  # the lab's shared folders follow the same grants
 
     def sync_rules() -> None:
         """Trino's rules follow every change of workspaces, members, admins and groups."""
@@ -68,6 +69,7 @@ def create_app(
         hub_users[:] = [hub]
         with make_session() as s:
             rules_sync.sync(settings, s, hub)
+            shared_folders.sync(s, hub)
 
     def rules_text() -> str:
         """The rules as :func:`sync_rules` writes them: the membership table now, the hub as last read."""
