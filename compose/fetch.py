@@ -14,7 +14,7 @@ from pathlib import Path
 from agp.core import versions
 from agp.core.fetch import FetchError, download, progress_bar, sha256_of
 
-__all__ = ["FetchError", "build_minio", "download", "progress_bar", "sha256_of", "unpack"]
+__all__ = ["FetchError", "build_minio", "download", "progress_bar", "sha256_of", "unpack", "unpack_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,52 @@ def unpack(archive: Path, dest: Path) -> Path:
     root.rename(dest)
     shutil.rmtree(tmp, ignore_errors=True)
     (dest / ".complete").write_text(archive.name)
+    return dest
+
+
+def unpack_folder(archive: Path, folder: str, dest: Path) -> Path:
+    """Unpack only ``folder`` (a path under the archive's single top folder) of a ``.tar.gz`` into ``dest``, once.
+
+    Trino's server distribution stores a plugin's jars as hard links to ``lib/``: a link is written as a copy of its
+    target, so that ``dest`` stands alone. Two passes over the archive (its index, then the data): a gzip stream
+    cannot seek back to a link's target.
+    """
+    marker = dest / ".complete"
+    if marker.exists():
+        return dest
+    with tarfile.open(archive, "r:gz") as t:
+        members = t.getmembers()
+    top = members[0].name.split("/", 1)[0]
+    prefix = f"{top}/{folder.strip('/')}/"
+    wanted = [m for m in members if m.name.startswith(prefix) and (m.isfile() or m.islnk())]
+    if not wanted:
+        raise FetchError(f"{archive.name} has no folder {folder!r}; the pinned artifact is not the expected one.")
+    # archive name of the data -> the names it is written as under dest
+    sources: dict[str, list[str]] = {}
+    for m in wanted:
+        rel = m.name[len(prefix) :]
+        if not rel or rel.startswith("/") or ".." in Path(rel).parts:
+            raise FetchError(f"{archive.name}: refusing the member {m.name!r} (outside {folder!r}).")
+        sources.setdefault(m.linkname if m.islnk() else m.name, []).append(rel)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with tarfile.open(archive, "r|gz") as t:
+        for m in t:
+            if m.name not in sources or not m.isfile():
+                continue
+            data = t.extractfile(m)
+            assert data is not None  # a regular file's data
+            first, *copies = sources.pop(m.name)
+            with (tmp / first).open("wb") as f:
+                shutil.copyfileobj(data, f, 1 << 20)
+            for rel in copies:
+                shutil.copyfile(tmp / first, tmp / rel)
+    if sources:
+        raise FetchError(f"{archive.name}: {len(sources)} files of {folder!r} have no data in the archive.")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    (dest / ".complete").write_text(f"{archive.name}:{folder}")
     return dest
 
 

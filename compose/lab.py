@@ -167,6 +167,11 @@ class Lab:
             plugin = p.trino_home / "plugin" / "iceberg"
             if not (plugin / ".complete").exists():
                 fetch.unpack(p.downloads / versions.TRINO_ICEBERG.filename, plugin)
+            fetch.unpack_folder(
+                p.downloads / versions.TRINO_SERVER_FULL.filename,
+                versions.TRINO_HTTP_EVENT_LISTENER_DIR,
+                p.trino_home / versions.TRINO_HTTP_EVENT_LISTENER_DIR,
+            )
             fetch.unpack(p.downloads / versions.KEYCLOAK.filename, p.keycloak_home)
         except fetch.FetchError as e:
             raise LabError(str(e)) from e
@@ -217,7 +222,7 @@ class Lab:
 
     def _artifacts(self) -> list[versions.Artifact]:
         """What this lab's services run from: Nessie's jar only where Nessie runs (or a lab made with it migrates)."""
-        wanted = [versions.TRINO_SERVER, versions.TRINO_ICEBERG, versions.KEYCLOAK]
+        wanted = [versions.TRINO_SERVER, versions.TRINO_ICEBERG, versions.TRINO_SERVER_FULL, versions.KEYCLOAK]
         if self.settings.catalog == "nessie" or self._nessie_to_migrate():
             wanted.append(versions.NESSIE)
         if self.settings.catalog != "nessie":
@@ -229,6 +234,7 @@ class Lab:
         done = {
             versions.TRINO_SERVER: p.trino_home / ".complete",
             versions.TRINO_ICEBERG: p.trino_home / "plugin" / "iceberg" / ".complete",
+            versions.TRINO_SERVER_FULL: p.trino_home / versions.TRINO_HTTP_EVENT_LISTENER_DIR / ".complete",
             versions.KEYCLOAK: p.keycloak_home / ".complete",
         }.get(artifact, p.downloads / artifact.filename)  # a jar that runs as it was downloaded
         return done.exists()

@@ -326,6 +326,8 @@ def trino(s: Settings, p: LabPaths, java: Java, internal_secret: str = "", spool
             **java_env(java),
             "AGP_TRINO_INTERNAL_SECRET": internal_secret,
             "AGP_TRINO_SPOOLING_KEY": spooling_key,
+            # The HTTP event listener's bearer token (etc/event-listener.properties names it, never holds it).
+            "AGP_QUERY_HISTORY_TOKEN": s.credentials.query_history_token.get_secret_value(),
         },
         ports={"trino": s.ports.trino, "trino_https": s.ports.trino_https},
         health=Health("trino", s.url("trino", "/v1/info")),
@@ -494,9 +496,36 @@ def trino_files(s: Settings, p: LabPaths) -> dict[Path, str]:
         ),
     }
     files[etc / "spooling-manager.properties"] = _properties(trino_spooling_manager(s))
+    files[etc / "event-listener.properties"] = _properties(trino_event_listener(s.query_history_ingest_uri))
     for f in sorted(catalog.glob("*.properties")):
         files[etc / "catalog" / f.name] = f.read_text()
     return files
+
+
+# How Trino's HTTP event listener retries an event the workspace service did not take (connection refused, a 5xx,
+# 408 or 429): after 1 s, then twice as long each time up to 10 s, 30 times: about 4.5 minutes in all, so that a
+# restart of the service (seconds) or of its database (a minute or two) loses no event. Events wait in Trino's
+# memory meanwhile: a restart of Trino itself loses those not yet delivered.
+TRINO_EVENT_RETRIES = {
+    "http-event-listener.connect-retry-count": "30",
+    "http-event-listener.connect-retry-delay": "1s",
+    "http-event-listener.connect-backoff-base": "2",
+    "http-event-listener.connect-max-delay": "10s",
+}
+
+
+def trino_event_listener(ingest_uri: str, token_ref: str = "${ENV:AGP_QUERY_HISTORY_TOKEN}") -> dict[str, str]:  # noqa: S107 (a reference)
+    """Trino's etc/event-listener.properties: the HTTP event listener posts every query's created and completed
+    event to the workspace service's ingest door (the query history), with its bearer token from the environment
+    (``token_ref``: Trino replaces ``${ENV:...}`` in every properties file)."""
+    return {
+        "event-listener.name": "http",
+        "http-event-listener.log-created": "true",
+        "http-event-listener.log-completed": "true",
+        "http-event-listener.connect-ingest-uri": ingest_uri,
+        "http-event-listener.connect-http-headers": f"Authorization:Bearer {token_ref}",
+        **TRINO_EVENT_RETRIES,
+    }
 
 
 def trino_spooling_manager(s: Settings) -> dict[str, str]:

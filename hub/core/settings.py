@@ -123,6 +123,12 @@ class Credentials(BaseModel):
         description="bearer token Trino's rules follower presents to fetch the access rules from the workspace "
         "service (GET /services/workspaces/trino/rules.json); empty (the default) refuses every caller",
     )
+    query_history_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token Trino's HTTP event listener presents when it posts query events to the workspace "
+        "service (POST /services/workspaces/trino/events: the query history); empty (the default) refuses every "
+        "caller",
+    )
     catalog_db_password: SecretStr = Field(
         SecretStr("agp-lab-iceberg-db"),
         description="PostgreSQL role `iceberg` (owns database iceberg, the JDBC catalog)",
@@ -206,6 +212,7 @@ GENERATED_CREDENTIALS = {
     "nessie_s3_secret_key": "minio-agp-nessie.secret",
     "catalog_token": "catalog.token",
     "trino_rules_token": "trino-rules.token",
+    "query_history_token": "query-history.token",
     "catalog_db_password": "postgres-iceberg.password",
     "catalog_s3_secret_key": "minio-agp-iceberg.secret",
 }
@@ -572,6 +579,12 @@ class Settings(BaseSettings):
         """The catalog as Trino reaches it: the workspace service's proxy, directly, so that every table comes with
         a credential for its own workspace's bucket (vended) and Trino holds no S3 key of its own."""
         return f"http://{self.host_of('workspaces')}:{self.ports.workspaces}/services/workspaces/iceberg"
+
+    @property
+    def query_history_ingest_uri(self) -> str:
+        """Where Trino's HTTP event listener posts query events: the workspace service, directly (not through the
+        hub's proxy, which a hub restart would take away with it)."""
+        return f"http://{self.host_of('workspaces')}:{self.ports.workspaces}/services/workspaces/trino/events"
 
     @property
     def catalog_proxy_uri(self) -> str:

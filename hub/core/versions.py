@@ -66,6 +66,20 @@ TRINO_ICEBERG = Artifact(
     "99edba5b491ed94d599aeb61e0794272d3569d8b563f3bb8569e8a49daa87b6c",
     345890737,
 )
+# Trino's HTTP event listener (query history): the plugin of Trino's own version. Maven Central serves no
+# io.trino:trino-http-event-listener:476 zip (its listing names only 368), so the plugin folder
+# (plugin/http-event-listener) is unpacked from the full server distribution of the same version, io.trino:trino-server,
+# and nothing else of it (TRINO_HTTP_EVENT_LISTENER_DIR). Its jars are hard links to the distribution's lib/: unpacking
+# follows them (agp.compose.fetch.unpack_folder).
+TRINO_SERVER_FULL = Artifact(
+    "io.trino",
+    "trino-server",
+    TRINO_VERSION,
+    "tar.gz",
+    "cfd5accde17e8ebd251eeeb78aed1f490e77bb3a164d95a0f454bf8a7c1cbd3f",
+    821045832,
+)
+TRINO_HTTP_EVENT_LISTENER_DIR = "plugin/http-event-listener"
 KEYCLOAK = Artifact(
     "org.keycloak",
     "keycloak-quarkus-dist",
@@ -84,7 +98,7 @@ NESSIE = Artifact(
     classifier="runner",
 )
 
-ARTIFACTS = (TRINO_SERVER, TRINO_ICEBERG, KEYCLOAK, NESSIE)
+ARTIFACTS = (TRINO_SERVER, TRINO_ICEBERG, TRINO_SERVER_FULL, KEYCLOAK, NESSIE)
 
 # Spark in the kernels: pyspark 4.0 from PyPI (Java 17), with Iceberg's runtime and AWS bundle from Maven Central.
 PYSPARK_VERSION = "4.0.5"

@@ -24,6 +24,7 @@ from agp.core.tokens import jwks
 from .. import db as dbmod
 from .. import rules_sync, shared_sync, store
 from ..broker import Broker
+from ..history import routes as history_routes
 from ..jobs import routes as job_routes
 from ..jobs.scheduler import HubUsersAPI, Scheduler, executor_for
 from ..jobs.storage import RunStorage
@@ -364,6 +365,8 @@ def create_app(
         return response
 
     app.include_router(job_routes.router(prefix, session, caller, page_caller, scheduler, storage, _page))
+    token = settings.credentials.query_history_token.get_secret_value
+    app.include_router(history_routes.router(prefix, session, caller, page_caller, _page, make_session, token))
     app.include_router(workspace_pages.router(prefix, session, caller, page_caller, _page, directory))
     return app
 

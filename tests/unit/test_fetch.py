@@ -49,3 +49,26 @@ def test_every_pinned_artifact_has_a_full_sha256():
     for art in ARTIFACTS:
         assert len(art.sha256) == 64 and int(art.sha256, 16) >= 0, art.filename
         assert art.url.endswith(art.filename)
+
+
+def test_unpack_folder_takes_one_folder_and_follows_hard_links(tmp_path):
+    # Trino's server distribution: a plugin's jars are hard links to lib/.
+    root = tmp_path / "src" / "dist-1"
+    (root / "lib").mkdir(parents=True)
+    (root / "plugin" / "p").mkdir(parents=True)
+    (root / "lib" / "a.jar").write_bytes(b"A" * 10)
+    (root / "plugin" / "p" / "own.jar").write_bytes(b"own")
+    (root / "plugin" / "q").mkdir()
+    (root / "plugin" / "q" / "other.jar").write_bytes(b"other")
+    archive = tmp_path / "dist.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(root / "lib", arcname="dist-1/lib")
+        link = tarfile.TarInfo("dist-1/plugin/p/a.jar")
+        link.type, link.linkname = tarfile.LNKTYPE, "dist-1/lib/a.jar"
+        t.addfile(link)
+        t.add(root / "plugin", arcname="dist-1/plugin")
+    dest = fetch.unpack_folder(archive, "plugin/p", tmp_path / "out")
+    assert sorted(f.name for f in dest.iterdir()) == [".complete", "a.jar", "own.jar"]
+    assert (dest / "a.jar").read_bytes() == b"A" * 10 and not (dest / "a.jar").is_symlink()
+    with pytest.raises(fetch.FetchError, match="has no folder 'plugin/none'"):
+        fetch.unpack_folder(archive, "plugin/none", tmp_path / "none")
