@@ -42,6 +42,9 @@ def load_ipython_extension(ip: Any) -> None:
     from .sql import install_lazy
 
     install_lazy(ip)
+    from .grid import install as install_result_grid
+
+    install_result_grid(ip)  # %sql results in the interactive grid; %config ResultGrid.enabled = False: tables
     default_pyiceberg_catalog()
 
 

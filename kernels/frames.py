@@ -20,7 +20,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-HEAD = 64  # rows a cursor remembers having handed out (jupysql reads two before it asks for the frame)
+# Rows a cursor remembers having handed out: jupysql reads two before it asks for the frame, and the result grid
+# the rows it embeds (agp.kernels.grid, ResultGrid.embed_rows), so that a frame made after it takes the query over.
+HEAD = 256
 
 # Trino types whose JSON value is already the Python value.
 _AS_IS = {"boolean", "tinyint", "smallint", "integer", "bigint", "varchar", "char", "json"}
@@ -126,6 +128,7 @@ class FrameConnection:
     _adopted: Cursor | None = None
     # jupysql's ``autolimit`` (0: none), read when a frame is made: jupysql applies it only to the rows it fetches.
     row_limit: Callable[[], int] | None = None
+    last_types: list[str] = []  # Trino's types of the columns of the last frame made
 
     def remember(self, cursor: Cursor) -> None:
         self._last = weakref.ref(cursor)
@@ -154,6 +157,7 @@ class FrameConnection:
         if cursor.handed_out != len(cursor.head):
             raise RuntimeError("The query's rows were already read; run it again.")
         limit = self.row_limit() if self.row_limit is not None else 0
+        self.last_types = [str(d[1]) for d in cursor.description or []]
         return columns(cursor), read_columns(cursor, limit)
 
     def df(self) -> Any:
@@ -163,6 +167,8 @@ class FrameConnection:
         # Built by position, then named: repeated column names stay as they are, as in pandas.DataFrame(rows, ...).
         frame = pd.DataFrame(dict(enumerate(data)))
         frame.columns = names if len(frame.columns) == len(names) else frame.columns
+        if len(self.last_types) == len(frame.columns):
+            frame.attrs["trino_types"] = list(self.last_types)  # the result grid shows them (agp.kernels.grid)
         return frame
 
     def pl(self) -> Any:

@@ -25,6 +25,7 @@ from IPython.core.extensions import ExtensionManager as _IPythonExtensionManager
 from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, no_var_expand
 
 from .credentials import BrokerClient, BrokerError, trino_connect
+from .grid import mark as mark_result
 from .query import TRACKER, describe_error
 
 log = logging.getLogger(__name__)
@@ -277,9 +278,8 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
                 if cell is not None:
                     raise UsageError(f"%%{name} is not a magic jupysql offers.")
                 return original(line)
-            if cell is None:
-                return original(line, local_ns=local_ns)
-            return original(line, cell, local_ns=local_ns)
+            result = original(line, local_ns=local_ns) if cell is None else original(line, cell, local_ns=local_ns)
+            return mark_result(result)  # a DataFrame %sql returns shows in the result grid (agp.kernels.grid)
         except KeyboardInterrupt:
             ids = TRACKER.cancel_running()
             if ids:

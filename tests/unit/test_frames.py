@@ -43,11 +43,12 @@ class RawCursor:
 
 
 def test_the_cursor_remembers_only_a_small_head():
-    cursor = frames.Cursor(RawCursor([[i] for i in range(100)]))
+    rows = frames.HEAD + 36
+    cursor = frames.Cursor(RawCursor([[i] for i in range(rows)]))
     assert cursor.fetchmany(2) == [[0], [1]] and cursor.head == [[0], [1]] and cursor.handed_out == 2
     assert next(iter(cursor)) == [2]
     cursor.fetchall()
-    assert cursor.handed_out == 100 and len(cursor.head) == 3, "past HEAD rows, nothing more is kept"
+    assert cursor.handed_out == rows and len(cursor.head) == 3, "past HEAD rows, nothing more is kept"
     assert cursor.fetchone() is None
 
 
