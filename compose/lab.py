@@ -560,6 +560,22 @@ class Lab:
                 http.put(f"{base}/{client['id']}", json={**client, **changes}, timeout=30).raise_for_status()
                 log.info("Keycloak client %s: %s", client["clientId"], changes)
 
+        # Roles of service accounts the realm file names (agp-services reads the realm's users, so that the workspace
+        # service adds only users who exist as members), which a realm imported by an older lab lacks.
+        for account in (u for u in realm["users"] if u.get("serviceAccountClientId")):
+            (owner,) = http.get(base, params={"clientId": account["serviceAccountClientId"]}, timeout=30).json()
+            user = http.get(f"{base}/{owner['id']}/service-account-user", timeout=30).json()
+            for client_id, roles in (account.get("clientRoles") or {}).items():
+                (holder,) = http.get(base, params={"clientId": client_id}, timeout=30).json()
+                url = f"{s.url('keycloak')}/admin/realms/{s.realm}/users/{user['id']}/role-mappings/clients/"
+                url += holder["id"]
+                have = {r["name"] for r in http.get(url, timeout=30).json()}
+                roles_url = f"{base}/{holder['id']}/roles"
+                missing = [http.get(f"{roles_url}/{r}", timeout=30).json() for r in roles if r not in have]
+                if missing:
+                    http.post(url, json=missing, timeout=30).raise_for_status()
+                    log.info("Keycloak service account %s: roles %s of %s", user["username"], roles, client_id)
+
     def _migrate_from_nessie(self) -> None:
         """Register every namespace, table and view of the lab's Nessie in the Iceberg REST catalog (by reference:
         no data file is read or copied), then stop Nessie for good; its database stays, untouched."""

@@ -37,7 +37,7 @@ from .engines import EngineIdentity
 from .hubauth import STATE_COOKIE, TOKEN_COOKIE, XSRF_COOKIE, HubIdentity, LoginRequired
 from .schemas import AuditFilter, AuditOut, CredentialRequest, MemberSet, WorkspaceCreate, WorkspaceOut, WorkspaceUpdate
 from .trino_routes import router as trino_router
-from .users import UserDirectory
+from .users import KeycloakUsers, UserDirectory
 
 log = logging.getLogger(__name__)
 # The service's pages, and the hub's templates for the navigation bar both share (agp_chrome.html).
@@ -219,7 +219,7 @@ def create_app(
         response.headers["X-Total-Count"] = str(total)
         return [AuditOut.of(ev) for ev in events]
 
-    directory = UserDirectory(identity.auth.api_url, identity.auth.api_token)
+    directory = UserDirectory(identity.auth.api_url, identity.auth.api_token, KeycloakUsers(settings))
     broker = Broker(settings)
     storage = RunStorage(broker)
     scheduler = Scheduler(
