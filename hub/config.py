@@ -88,6 +88,7 @@ def configure(
         c.DockerSpawner.remove = True  # a stopped server leaves no container; its home is a volume of its own
         c.DockerSpawner.notebook_dir = "/home/jovyan"
         c.DockerSpawner.volumes = {"agp-home-{username}--{servername}": "/home/jovyan"}
+        c.WorkspaceDockerSpawner.shared_storage = True  # a volume per workspace, read-only for viewers
         c.DockerSpawner.default_url = "/lab"
         return _common(c, s, state, config_file, service_env)
     c.JupyterHub.spawner_class = "workspace-local"

@@ -5,6 +5,7 @@ antigravity-platform[docker]``), which the hub image installs."""
 from __future__ import annotations
 
 from dockerspawner import DockerSpawner
+from traitlets import Bool, Unicode
 
 from agp.core.models import Workspace
 from agp.core.names import WorkspaceNames
@@ -12,7 +13,7 @@ from agp.core.names import WorkspaceNames
 from .local import DEFAULT_KERNEL, WorkspaceMixin
 from .workspace import SERVER_GID, SERVER_UID, labels, literal, resources
 
-__all__ = ["PIDS_LIMIT", "WorkspaceDockerSpawner", "container_settings"]
+__all__ = ["PIDS_LIMIT", "WorkspaceDockerSpawner", "container_settings", "shared_volume"]
 
 PIDS_LIMIT = 4096
 
@@ -41,8 +42,26 @@ def container_settings(username: str, names: WorkspaceNames, ws: Workspace, env:
     }
 
 
+SHARED_PREFIX = "agp-shared-"
+
+
+def shared_volume(names: WorkspaceNames, writable: bool, mount_path: str) -> dict[str, dict[str, str]]:
+    """The workspace's shared folder as a DockerSpawner volume: a named volume per workspace (Docker makes it on
+    first use), read-only for viewers (Docker mounts it so; the container has no capability to remount)."""
+    return {SHARED_PREFIX + names.slug: {"bind": mount_path, "mode": "rw" if writable else "ro"}}
+
+
 class WorkspaceDockerSpawner(WorkspaceMixin, DockerSpawner):
     """One container per (user, workspace) with the workspace's quota, labels, endpoints and security settings."""
+
+    shared_storage = Bool(
+        False,
+        config=True,
+        help="""Mount the workspace's shared folder (a Docker volume ``agp-shared-<workspace>``) into every member's
+        server: read-write for owners and editors, read-only for viewers.""",
+    )
+    shared_mount_path = Unicode("/home/jovyan/shared", config=True, help="Where servers see the shared folder.")
+    shared_writable = False
 
     def apply_workspace(self) -> None:
         """Put everything :func:`container_settings` decides on the spawner, where ``create_object()`` reads it:
@@ -65,6 +84,12 @@ class WorkspaceDockerSpawner(WorkspaceMixin, DockerSpawner):
         if "pids_limit" in self.extra_host_config:  # a deployment's own process limit stands
             host["pids_limit"] = self.extra_host_config["pids_limit"]
         self.extra_host_config = {**self.extra_host_config, **host}
+        # The shared folder's volume replaces any of an earlier start (the member's role may have changed since).
+        volumes = {k: v for k, v in self.volumes.items() if not k.startswith(SHARED_PREFIX)}
+        if self.shared_storage:
+            volumes.update(shared_volume(self.workspace_names, self.shared_writable, self.shared_mount_path))
+            self.environment = {**self.environment, "AGP_SHARED_DIR": self.shared_mount_path}
+        self.volumes = volumes
 
     async def start(self):
         await self.check_workspace()

@@ -164,7 +164,10 @@ def test_the_spawners_own_container_carries_every_setting_of_the_builder(tmp_pat
     assert host["Memory"] == 4096 * 1024**2 and host["MemoryReservation"] == 1024 * 1024**2
     assert (host["CpuQuota"], host["CpuPeriod"]) == (200_000, 100_000)  # 2 CPUs
     assert host["AutoRemove"] is True  # a stopped server leaves no container behind
-    assert host["Binds"] == ["agp-home-alice--grid-2dops:/home/jovyan:rw"]  # a home per (user, workspace)
+    assert host["Binds"] == [
+        "agp-home-alice--grid-2dops:/home/jovyan:rw",  # a home per (user, workspace)
+        "agp-shared-grid-ops:/home/jovyan/shared:ro",  # the workspace's shared folder; check_workspace above
+    ]  # gave no role that writes
     assert "PortBindings" not in host  # reached on its network only, never through a host port
     assert "Privileged" not in host or host["Privileged"] is False
     assert host["PidsLimit"] == 4096  # a fork bomb stops at the container

@@ -135,3 +135,12 @@ def test_the_chart_turns_it_on_with_its_values():
     # The hub's Role lets KubeSpawner make the claims.
     role = (CHART / "templates" / "hub.yaml").read_text()
     assert "resources: [pods, persistentvolumeclaims, services]" in role
+
+
+@pytest.mark.parametrize(("writable", "mode"), [(True, "rw"), (False, "ro")])
+def test_the_docker_volume_is_one_per_workspace_read_only_for_viewers(writable, mode):
+    from agp.spawner import docker
+
+    assert docker.shared_volume(NAMES, writable, "/home/jovyan/shared") == {
+        "agp-shared-grid-ops": {"bind": "/home/jovyan/shared", "mode": mode}
+    }
