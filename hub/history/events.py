@@ -89,7 +89,8 @@ def parse(body: Any) -> Event:
             rows=_int(stats.get("writtenRows" if written else "outputRows")),
             bytes=_int(stats.get("writtenBytes" if written else "outputBytes")),
             read_rows=_int(stats.get("totalRows")),
-            read_bytes=_int(stats.get("totalBytes")),
+            # What the connectors read from storage (an Iceberg scan's "totalBytes" is often 0).
+            read_bytes=_int(stats.get("physicalInputBytes")) or _int(stats.get("totalBytes")),
             tables_read=read[:MAX_TABLES],
             tables_written=written[:MAX_TABLES],
             **error,
