@@ -140,8 +140,9 @@ def _common(c: Any, s: Settings, state: Path, config_file: str | None, service_e
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]},
         {
             "name": "workspace-service",
-            # tokens: a job run's own token of its owner (access to this service only, expiring, revoked at its end)
-            "scopes": ["list:users", "read:users", "read:groups", "tokens"],
+            # tokens: a job run's own token of its owner (access to this service only, expiring, revoked at its end);
+            # servers: stop a server whose shared-folder mount its member's new role no longer allows (shared_sync)
+            "scopes": ["list:users", "read:users", "read:groups", "tokens", "servers"],
             "services": [SERVICE],
         },
     ]

@@ -58,7 +58,9 @@ def create_app(
     provisioner = Provisioner(settings)
     identity = identity or HubIdentity(prefix)
     hub_users: list[rules_sync.HubUsers] = []  # the hub's admins and groups as last read (at most one entry)
-    shared_folders = shared_sync.SharedFolders(settings)  # the lab's shared folders follow the same grants
+    # The lab's shared folders follow the same grants; where they are volumes, a server that lost access stops.
+    stop_server = shared_sync.hub_server_stopper(identity.auth.api_url, identity.auth.api_token)
+    shared_folders = shared_sync.SharedFolders(settings, stop_server)
 
     def sync_rules() -> None:
         """Trino's rules follow every change of workspaces, members, admins and groups."""

@@ -144,3 +144,23 @@ def test_the_docker_volume_is_one_per_workspace_read_only_for_viewers(writable, 
     assert docker.shared_volume(NAMES, writable, "/home/jovyan/shared") == {
         "agp-shared-grid-ops": {"bind": "/home/jovyan/shared", "mode": mode}
     }
+
+
+def test_a_server_stops_when_its_member_loses_the_folder_or_writing():
+    from agp.hub.shared_sync import lost_access
+
+    before = {"a": {"alice": True, "bob": True, "carol": False}, "b": {"dave": False}}
+    now = {"a": {"alice": True, "bob": False, "carol": True}}  # bob demoted, carol promoted, b gone (not ready)
+    assert lost_access(before, now) == [("bob", "a"), ("dave", "b")]
+    assert lost_access(now, now) == []
+    assert lost_access(now, {"a": {"alice": True}}) == [("bob", "a"), ("carol", "a")]  # removed
+
+
+def test_only_the_lab_as_root_sets_acls_volume_flavours_stop_servers(tmp_path):
+    from agp.core.settings import Settings
+    from agp.hub.shared_sync import SharedFolders
+
+    for spawner, volumes in (("kubernetes", True), ("docker", True), ("local", False)):
+        folders = SharedFolders(Settings(spawner=spawner, lab_dir=tmp_path))
+        assert folders.volumes is volumes
+        assert not (folders.active and volumes)
