@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from agp.core.settings import Settings
+from agp.hub.shared_sync import shared_root
 from agp.spawner.osusers import OsUserError, ServerFolders, ensure_account, os_user_name, server_env
 
 from .executor import RESULT_LIMIT, ExecutorError, Outcome, RunSpec, parse_result
@@ -78,6 +79,8 @@ class LocalExecutor:
         try:
             # The result file goes to the runner as an open descriptor (pass_fds keeps its number).
             env = {**base, **spec.runner_env(f"/dev/fd/{result_fd}"), "AGP_JOB_HOME": str(home)}
+            # The workspace's shared folder, as the owner's servers see it (its ACL lets the owner's OS user in).
+            env["AGP_SHARED_DIR"] = str(shared_root(self.settings) / spec.environment.get("AGP_WORKSPACE", ""))
             env["PYTHONUNBUFFERED"] = "1"
             proc = await asyncio.to_thread(
                 subprocess.Popen,

@@ -37,9 +37,12 @@ def spaces(admin_api, settings):
     tag = uuid.uuid4().hex[:6]
     a, b = f"t-sh-a-{tag}", f"t-sh-b-{tag}"
     try:
-        r = admin_api("POST", "/workspaces", json={"slug": a, "owner": "alice"})
+        r = admin_api("POST", "/workspaces", json={"slug": a})
         assert r.status_code == 201, r.text
-        r = admin_api("PUT", f"/workspaces/{a}/members/bob", json={"role": "viewer"})
+        for user, role in (("alice", "owner"), ("bob", "viewer")):
+            r = admin_api("PUT", f"/workspaces/{a}/members/{user}", json={"role": role})
+            assert r.status_code == 200, r.text
+        r = admin_api("DELETE", f"/workspaces/{a}/members/admin")  # admin made it; alice owns it now
         assert r.status_code == 200, r.text
         r = admin_api("POST", "/workspaces", json={"slug": b})  # admin its owner
         assert r.status_code == 201, r.text
@@ -111,6 +114,20 @@ def test_members_see_the_folder_viewers_only_read(spaces, kernels):
     r = contents(bob, "PUT", "shared/new.md", json={"type": "file", "format": "text", "content": "x"})
     assert r.status_code == 403, r.text
     assert contents(alice, "GET", "shared/notes.md").json()["content"] == "# notes"
+
+
+def test_a_job_reads_the_shared_folder(spaces, kernels, user_api):
+    """A script job of alice's runs as her OS user and finds the folder in AGP_SHARED_DIR."""
+    from jobsapi import log_of, submit, wait_state
+
+    alice = user_api("alice")
+    assert attempt(kernels["alice"], "open('shared/for-the-job.txt', 'w').write('read by a job')") == "ok"
+    script = "import os\nprint(open(os.path.join(os.environ['AGP_SHARED_DIR'], 'for-the-job.txt')).read())\n"
+    out = submit(alice, spaces["a"], script, kind="script")
+    run = wait_state(alice, spaces["a"], out["run"]["id"], {"succeeded", "failed", "cancelled"})
+    log = log_of(alice, spaces["a"], run["id"])
+    assert run["state"] == "succeeded", (run, log[-2000:])
+    assert "read by a job" in log
 
 
 def test_a_member_of_another_workspace_cannot_reach_it(spaces, kernels):
