@@ -67,6 +67,24 @@ class BrokerClient:
             self._cache[kind] = cred
         return cred
 
+    def workspace_info(self, timeout: float = 10) -> dict[str, Any]:
+        """The workspace as the service shows it to this user (``/api/workspaces/<slug>``: its names, the user's
+        role, its members and their roles)."""
+        import requests
+
+        url = f"{self.service_url.rstrip('/')}/api/workspaces/{self.workspace}"
+        try:
+            r = requests.get(url, headers={"Authorization": f"token {self.token}"}, timeout=timeout)
+        except requests.RequestException as e:
+            raise BrokerError(
+                f"The workspace service at {self.service_url} does not answer ({type(e).__name__})."
+            ) from e
+        if r.status_code != 200:
+            raise BrokerError(
+                f"The workspace service did not show workspace {self.workspace!r} (HTTP {r.status_code})."
+            )
+        return r.json()
+
     def ca_file(self) -> Path:
         """Trino's CA certificate as a file (requests wants a path)."""
         pem = self.get("trino")["ca_certificate"]
@@ -119,14 +137,16 @@ def trino_connect(broker: BrokerClient | None = None, tracker: Any = None, **kwa
 def _tracked_connection(tracker: Any) -> type:
     import trino
 
-    from .frames import Cursor, FrameConnection
+    from .columns import ReadableCursor
+    from .frames import FrameConnection
 
     class TrackedConnection(FrameConnection, trino.dbapi.Connection):
-        """Cursors report progress to ``tracker``; ``df()``/``pl()`` build DataFrames column by column."""
+        """Cursors report progress to ``tracker``; ``df()``/``pl()`` build DataFrames column by column; columns
+        Trino leaves unnamed get readable names (:mod:`agp.kernels.columns`)."""
 
         def cursor(self, *args: Any, **kwargs: Any):
             kwargs.setdefault("stats_callback", tracker.callback)
-            cursor = Cursor(super().cursor(*args, **kwargs))
+            cursor = ReadableCursor(super().cursor(*args, **kwargs))
             tracker.watch(cursor)
             self.remember(cursor)
             return cursor

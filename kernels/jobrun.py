@@ -154,10 +154,19 @@ class CellFailed(Exception):
     """A cell raised; ``str()`` is the sentence for the run's reason."""
 
 
+# The kernel's own short errors (agp.kernels.messages, spark_session): their message is the whole story.
+SHORT_ERRORS = {"SqlError", "QueryInterrupted", "SparkStartError"}
+
+
 def failure_sentence(e: Any, executed: Any) -> str:
-    """Which cell failed and with what (pure): papermill names the exception; a magic's ``UsageError`` (``%sql``'s
-    errors) is shown on stderr, not as an error output, and papermill calls it ``CellExecutionError``, so the
-    cell's last stderr line says it instead."""
+    """Which cell failed and with what (pure): papermill names the exception; ``%sql``'s errors and Spark's start
+    errors are said as the notebook shows them ("Cell 4 failed: SYNTAX_ERROR at line 1, column 1: …"); another
+    magic's ``UsageError`` is shown on stderr, not as an error output, and papermill calls it
+    ``CellExecutionError``, so the cell's last stderr line says it instead."""
+    if getattr(e, "ename", None) in SHORT_ERRORS:
+        count = getattr(e, "exec_count", None) or getattr(e, "cell_index", "?")
+        lines = str(getattr(e, "evalue", "") or "").strip().splitlines()
+        return f"Cell {count} failed: {lines[0] if lines else e.ename}"[:1000]
     if getattr(e, "ename", None) == "CellExecutionError" and executed is not None:
         count = getattr(e, "exec_count", None)
         # The failed cell by its execution count (papermill inserts note cells before it in the notebook it wrote).

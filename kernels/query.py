@@ -159,16 +159,14 @@ TRACKER = Tracker()
 
 
 def describe_error(error: BaseException, endpoint: str | None = None) -> str:
-    """One or a few lines that name what went wrong with a query, for a notebook user (pure)."""
-    from .credentials import BrokerError
+    """A few lines that name what went wrong with a query, for a notebook user (pure).
 
-    err: BaseException | None = error
-    while err is not None and not _is_trino(err) and not isinstance(err, BrokerError):
-        nxt = getattr(err, "orig", None) or err.__cause__
-        if nxt is None:
-            break
-        err = nxt
-    err = err or error
+    A Trino error with a position (a syntax error, an unknown column) shows the statement's line with a caret under
+    it (:func:`agp.kernels.messages.positioned`)."""
+    from .credentials import BrokerError
+    from .messages import positioned
+
+    err = trino_error(error) or _innermost(error)
     where = f" at {endpoint}" if endpoint else ""
     if isinstance(err, BrokerError):
         return str(err)
@@ -181,11 +179,49 @@ def describe_error(error: BaseException, endpoint: str | None = None) -> str:
     if name == "TrinoAuthError" or ("401" in str(err)[:200] and "Unauthorized" in str(err)):
         return f"Trino{where} refused the credential: {_first_line(str(err))}"
     if hasattr(err, "error_name") and hasattr(err, "message"):
+        location = getattr(err, "error_location", None)
+        query_id = getattr(err, "query_id", None)
+        if location or _POSITION.match(err.message):
+            return positioned(err.error_name, err.message, statement_of(error), query_id, location)
         text = f"{err.error_name}: {err.message}"
-        if getattr(err, "query_id", None):
-            text += f" (query {err.query_id})"
+        if query_id:
+            text += f" (query {query_id})"
         return text
     return f"{name}: {_first_line(str(err))}"
+
+
+_POSITION = re.compile(r"^line \d+:\d+: ")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps: SQLAlchemy's ``orig``, then ``__cause__``."""
+    seen: list[BaseException] = []
+    err: BaseException | None = error
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = getattr(err, "orig", None) or err.__cause__
+    return seen
+
+
+def _innermost(error: BaseException) -> BaseException:
+    from .credentials import BrokerError
+
+    chain = _chain(error)
+    return next((e for e in chain if isinstance(e, BrokerError)), chain[-1])
+
+
+def trino_error(error: BaseException) -> BaseException | None:
+    """The ``trino`` client's exception in ``error``'s chain, if any."""
+    return next((e for e in _chain(error) if _is_trino(e)), None)
+
+
+def statement_of(error: BaseException) -> str | None:
+    """The statement as it was sent, where SQLAlchemy's wrapper of the error recorded it."""
+    for err in _chain(error):
+        statement = getattr(err, "statement", None)
+        if isinstance(statement, str) and statement:
+            return statement
+    return None
 
 
 def _is_trino(err: BaseException) -> bool:

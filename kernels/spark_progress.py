@@ -289,3 +289,51 @@ class ProgressMonitor:
             transient={"display_id": action.display_id},
             update=action.kind == "update",
         )
+
+
+# -- the session's start ------------------------------------------------------------------------------------------
+
+# The phases of a first ``spark()``: what is shown while each runs, and once it is done.
+START_PHASES = {
+    "jars": ("resolving Iceberg's jars", "jars ready"),
+    "jvm": ("starting the JVM", "JVM up"),
+    "catalog": ("opening the workspace catalog", "catalog open"),
+}
+
+
+def start_text(phase: str, elapsed: float, detail: dict[str, str] | None = None) -> str:
+    """One line for the session's start (pure): the phases done, the one running, the seconds so far; ``phase``
+    ``"ready"`` or ``"failed"`` once it ended. ``detail`` adds a word to a done phase (``{"jars": "2"}``) or, for
+    ``"failed"``, the ``phase`` it failed in and the ``log`` file to read."""
+    detail = detail or {}
+    seconds = f"{elapsed:.0f} s"
+    if phase == "ready":
+        return f"session ready in {seconds}"
+    if phase == "failed":
+        failed_in = START_PHASES.get(detail.get("phase", ""), ("starting",))[0]
+        log_file = f" · its log: {detail['log']}" if detail.get("log") else ""
+        return f"did not start ({failed_in}, after {seconds}){log_file}"
+    parts = []
+    for name, (running, done) in START_PHASES.items():
+        if name == phase:
+            parts.append(f"{running}…")
+            break
+        parts.append(f"{done} ({detail[name]})" if detail.get(name) else done)
+    return "starting · " + " · ".join(parts) + f" · {seconds}"
+
+
+def start_bundle(text: str, state: str, ui_url: str | None = None) -> dict[str, str]:
+    """The MIME bundle of the start line (pure): an indeterminate ``<progress>`` while ``state`` is
+    ``"running"``, a full one when ``"ready"`` (with the Spark UI's link), none when ``"failed"``."""
+    plain = f"[Spark] {text}" + (f" · Spark UI: {ui_url}" if ui_url else "")
+    parts = ['<div class="agp-spark-start" style="display:flex;align-items:center;gap:0.6em">']
+    if state == "running":
+        parts.append('<progress style="width:16em"></progress>')
+    elif state == "ready":
+        parts.append('<progress max="100" value="100" style="width:16em"></progress>')
+    parts.append(f"<span>Spark {html.escape(text)}</span>")
+    if ui_url:
+        href = html.escape(ui_url, quote=True)
+        parts.append(f'<a href="{href}" target="_blank" rel="noopener">Spark UI</a>')
+    parts.append("</div>")
+    return {"text/plain": plain, "text/html": "".join(parts)}

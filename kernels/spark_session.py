@@ -5,10 +5,14 @@ token) and to its bucket (a temporary S3 credential from the broker), with the w
 Iceberg's jars are fetched from Maven Central once into the cache. Calling it again returns the same session;
 the kernel's exit stops it.
 
-In a notebook, running jobs show a progress bar in the cell that runs them (:mod:`agp.kernels.spark_progress`)
-and the session's first cell shows a link to the Spark UI. In a server started by JupyterHub the UI is reached
-through the server's own proxy (jupyter-server-proxy, ``<server>/proxy/<port>/``, behind the server's login), so
-the browser needs no other port than the hub's: :func:`spark_ui_url` gives that path.
+In a notebook, the first call shows its start as one line that updates (jars resolved, JVM starting, catalog open,
+then the session's Spark UI link); the JVM's own output (its warnings, log4j's) goes to a log file in the user's
+cache, which that line names when the start fails, not into the cell (``spark(verbose=True)`` shows it in the
+cell). Running jobs show a progress bar in the cell that runs them (:mod:`agp.kernels.spark_progress`).
+
+In a server started by JupyterHub the UI is reached through the server's own proxy (jupyter-server-proxy,
+``<server>/proxy/<port>/``, behind the server's login), so the browser needs no other port than the hub's:
+:func:`spark_ui_url` gives that path.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from . import spark_progress
-from .credentials import BrokerClient, spark_conf
+from .credentials import BrokerClient, BrokerError, spark_conf
+from .messages import ShortLines
 
 log = logging.getLogger(__name__)
 _session: Any = None
@@ -157,8 +165,15 @@ def spark_ui_url() -> str | None:
     return _ui_url if _alive(_session) else None
 
 
-def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
-    """The workspace's SparkSession, made on the first call and returned as it is after."""
+class SparkStartError(ShortLines, RuntimeError):
+    """The session did not start; ``str()`` is one sentence (the notebook shows it without a traceback)."""
+
+
+def spark(broker: BrokerClient | None = None, master: str | None = None, verbose: bool = False) -> Any:
+    """The workspace's SparkSession, made on the first call and returned as it is after.
+
+    ``verbose=True`` lets the JVM write its own output (warnings, log4j) into the cell instead of its log file.
+    """
     global _session, _ui_url, _monitor, _stop_registered
     with _lock:
         if _alive(_session):
@@ -172,68 +187,190 @@ def spark(broker: BrokerClient | None = None, master: str | None = None) -> Any:
         master = master or os.environ.get("AGP_SPARK_MASTER", "local[2]")
         if master.startswith("sc://"):
             # Spark Connect: the cluster is the server's; this kernel brings the user's catalog settings.
-            builder = SparkSession.builder.remote(master)
-            for key, value in connect_conf(broker).items():
-                builder = builder.config(key, value)
-            _session = builder.getOrCreate()
-            _session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
+            try:
+                builder = SparkSession.builder.remote(master)
+                for key, value in connect_conf(broker).items():
+                    builder = builder.config(key, value)
+                session = builder.getOrCreate()
+                session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
+            except Exception as e:
+                log.warning("Spark Connect did not start", exc_info=e)
+                raise SparkStartError(start_failure(e, "connect", None)) from None
+            _session = session
             if not _stop_registered:
                 atexit.register(_stop)
                 _stop_registered = True
             return _session
         service_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or None
         shell = spark_progress.kernel_shell()
-        # Python functions (UDFs, RDD maps) run in workers of this interpreter, not whatever python3 PATH finds.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        if master.startswith("local"):
-            # The driver and its UI listen on loopback only; users reach the UI through the server's proxy.
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        conf = {
-            **builder_conf(broker, jars(), master, console_progress=shell is None),
-            **ui_conf(free_port(), service_prefix, os.environ.get("AGP_PUBLIC_URL")),
-            # The driver's RPC and block-transfer ports share the machine's loopback with other users' kernels:
-            # they answer only those who know this session's secret (the UI redacts it in its environment page).
-            "spark.authenticate": "true",
-            "spark.authenticate.secret": secrets.token_urlsafe(32),
-        }
-        builder = SparkSession.builder
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        with _children_write_to_the_log():
-            _session = builder.getOrCreate()
+        line = StartLine(shell)
+        log_file = None if shell is None or verbose else jvm_log_file()
+        try:
+            line.phase("jars")
+            jar_paths = jars()
+            line.done("jars", str(len(jar_paths)))
+            # Python functions (UDFs, RDD maps) run in workers of this interpreter, not whatever python3 PATH finds.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            if master.startswith("local"):
+                # The driver and its UI listen on loopback only; users reach the UI through the server's proxy.
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            conf = {
+                **builder_conf(broker, jar_paths, master, console_progress=shell is None),
+                **ui_conf(free_port(), service_prefix, os.environ.get("AGP_PUBLIC_URL")),
+                # The driver's RPC and block-transfer ports share the machine's loopback with other users' kernels:
+                # they answer only those who know this session's secret (the UI redacts it in its environment page).
+                "spark.authenticate": "true",
+                "spark.authenticate.secret": secrets.token_urlsafe(32),
+            }
+            builder = SparkSession.builder
+            for key, value in conf.items():
+                builder = builder.config(key, value)
+            line.phase("jvm", ticking=True)
+            with _jvm_output_to(log_file):
+                session = builder.getOrCreate()
+            line.phase("catalog")
+            session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
+        except (Exception, KeyboardInterrupt) as e:
+            line.failed(log_file)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            log.warning("Spark did not start (%s)", line.current, exc_info=e)
+            raise SparkStartError(start_failure(e, line.current, log_file)) from None
+        _session = session
         _ui_url = _expose_ui(_session.sparkContext, service_prefix)
-        _session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
+        line.ready(_ui_url)
         if not _stop_registered:
             atexit.register(_stop)
             _stop_registered = True
         if shell is not None:
-            _monitor = _notebook_extras(shell, _session.sparkContext, service_prefix)
+            _monitor = _notebook_extras(shell, _session.sparkContext)
             _invalidate_after_spark_jobs(shell)
         return _session
 
 
-@contextlib.contextmanager
-def _children_write_to_the_log() -> Iterator[None]:
-    """Processes started meanwhile (Spark's JVM) write their stderr where the kernel's own stderr goes (the
-    server's log), not into the cell: ipykernel forwards what is written to file descriptor 2 to the notebook, and
-    gives the stream it came from as ``sys.stderr.fileno()``. Spark's own messages at start (the JVM's incubator
-    module notice, log4j's defaults) and its log after are the log's business; errors still reach the cell as
-    Python exceptions."""
+def start_failure(error: BaseException, phase: str | None, log_file: Path | None) -> str:
+    """One sentence for a session that did not start in ``phase`` (pure)."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0].strip().rstrip(".")
+    if isinstance(error, BrokerError):
+        return f"{text}."
+    where = f"; its log: {log_file}" if log_file else ""
+    if phase == "jars":
+        return f"Spark did not start: Iceberg's jars are missing ({text})."
+    if phase == "jvm" and ("JAVA_GATEWAY_EXITED" in text or "Java gateway process exited" in text):
+        return f"Spark did not start: its JVM exited before it was ready{where}."
+    if phase == "catalog":
+        return f"Spark started, but the workspace's catalog did not open: {text}{where}."
+    return f"Spark did not start: {text}{where}."
+
+
+def jvm_log_file(home: Path | None = None) -> Path:
+    """Where this kernel's Spark JVM writes its output: ``~/.cache/agp/spark/driver-<kernel pid>.log`` (a folder
+    only the user reads), or a private temporary file where the home is not writable."""
+    folder = (home or Path.home()) / ".cache" / "agp" / "spark"
     try:
-        target = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real stream: nothing is captured
-        target = 2
-    if target == 2:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"driver-{os.getpid()}.log"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        return path
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="agp-spark-driver-", suffix=".log")
+        os.close(fd)
+        return Path(name)
+
+
+@contextlib.contextmanager
+def _jvm_output_to(log_file: Path | None) -> Iterator[None]:
+    """Processes started meanwhile (Spark's JVM) write their stdout and stderr into ``log_file`` (appended), not
+    into the cell: ipykernel forwards what is written to file descriptors 1 and 2 to the notebook, and a child
+    keeps the descriptors it was started with. ``None``: they write where the kernel's own descriptors go."""
+    if log_file is None:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    saved = [os.dup(1), os.dup(2)]
     try:
+        os.dup2(target, 1)
         os.dup2(target, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
+class StartLine:
+    """The one line a session's start shows in its cell (``display_data``, then ``update_display_data`` with
+    its ``display_id``); while the JVM starts, a thread updates its seconds. Nothing outside a kernel."""
+
+    def __init__(self, shell: Any, clock: Callable[[], float] = time.monotonic, interval: float = 1.0) -> None:
+        self.shell, self.clock, self.interval = shell, clock, interval
+        self.started = clock()
+        self.display_id = uuid.uuid4().hex
+        self.current: str | None = None
+        self.detail: dict[str, str] = {}
+        self._shown = False
+        self._lock = threading.Lock()
+        self._ticking: tuple[threading.Thread, threading.Event] | None = None
+
+    def phase(self, name: str, ticking: bool = False) -> None:
+        self._stop_ticking()
+        self.current = name
+        self._show(name, "running")
+        if ticking and self.shell is not None:
+            import contextvars
+
+            stop = threading.Event()
+
+            def tick() -> None:
+                while not stop.wait(self.interval):
+                    self._show(name, "running")
+
+            # In the cell's context (ipykernel's parent header is a context variable): the updates go to this cell.
+            thread = threading.Thread(
+                target=contextvars.copy_context().run, args=(tick,), name="agp-spark-start", daemon=True
+            )
+            thread.start()
+            self._ticking = (thread, stop)
+
+    def done(self, name: str, detail: str) -> None:
+        self.detail[name] = detail
+
+    def ready(self, ui_url: str | None) -> None:
+        self._stop_ticking()
+        self._show("ready", "ready", ui_url)
+
+    def failed(self, log_file: Path | None) -> None:
+        self._stop_ticking()
+        self._show("failed", "failed", detail={"phase": self.current or "", "log": str(log_file or "")})
+
+    def _stop_ticking(self) -> None:
+        if self._ticking is not None:
+            thread, stop = self._ticking
+            stop.set()
+            thread.join(5)
+            self._ticking = None
+
+    def _show(self, phase: str, state: str, ui_url: str | None = None, detail: dict | None = None) -> None:
+        text = spark_progress.start_text(phase, self.clock() - self.started, detail or self.detail)
+        if self.shell is None:
+            log.info("Spark %s", text)
+            return
+        try:
+            from IPython.display import display, update_display
+
+            data = spark_progress.start_bundle(text, state, ui_url)
+            with self._lock:
+                if self._shown:
+                    update_display(data, raw=True, display_id=self.display_id)
+                else:
+                    display(data, raw=True, display_id=self.display_id)
+                    self._shown = True
+        except Exception:  # the line is a courtesy: never the reason a start fails
+            log.debug("could not show Spark's start", exc_info=True)
 
 
 def _expose_ui(sc: Any, service_prefix: str | None) -> str | None:
@@ -255,17 +392,11 @@ def _expose_ui(sc: Any, service_prefix: str | None) -> str | None:
         return None
 
 
-def _notebook_extras(shell: Any, sc: Any, service_prefix: str | None) -> spark_progress.ProgressMonitor | None:
-    """The "Spark UI" link in the cell that made the session, and the progress bar's thread; never raises."""
+def _notebook_extras(shell: Any, sc: Any) -> spark_progress.ProgressMonitor | None:
+    """The progress bar's thread (its bars link to the Spark UI's job pages); never raises."""
     root = None
-    try:
-        if _ui_url:
-            from IPython.display import display
-
-            display(ui_link(_ui_url, sc.appName), raw=True)
-            root = _ui_url.removesuffix("/jobs/") if service_prefix else _ui_url
-    except Exception:
-        log.warning("could not show the Spark UI link", exc_info=True)
+    if _ui_url:
+        root = _ui_url.removesuffix("/jobs/") if os.environ.get("JUPYTERHUB_SERVICE_PREFIX") else _ui_url
     try:
         return spark_progress.ProgressMonitor(sc, shell, root).start()
     except Exception:

@@ -26,7 +26,7 @@ from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, no_var_expand
 
 from .credentials import BrokerClient, BrokerError, trino_connect
 from .grid import mark as mark_result
-from .query import TRACKER, describe_error
+from .query import TRACKER, describe_error, trino_error
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ def install_lazy(ip: Any) -> None:
             kind = "line" if cell is None else "cell"
             magic = ip.magics_manager.magics[kind][name]
             if getattr(magic, "agp_stand_in", False):  # jupysql has no such magic of this kind
-                from IPython.core.error import UsageError
+                from .messages import SqlError
 
-                raise UsageError(f"{'%' if cell is None else '%%'}{name} is not a magic jupysql offers.")
+                raise SqlError(f"{'%' if cell is None else '%%'}{name} is not a magic jupysql offers.")
             kwargs = {"local_ns": local_ns} if getattr(magic, "needs_local_scope", False) else {}
             return magic(line, **kwargs) if cell is None else magic(line, cell, **kwargs)
 
@@ -258,6 +258,8 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
     """
     from IPython.core.error import UsageError
 
+    from .messages import QueryInterrupted, SqlError, history_url, interrupted_line
+
     original = ip.magics_manager.magics["line"].get(name)
     if original is None or getattr(original, "agp_wrapped", False) or getattr(original, "agp_stand_in", False):
         return
@@ -276,28 +278,28 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
                 connect(used["broker"])
             if name in LINE_ONLY:
                 if cell is not None:
-                    raise UsageError(f"%%{name} is not a magic jupysql offers.")
+                    raise SqlError(f"%%{name} is not a magic jupysql offers.")
                 return original(line)
             result = original(line, local_ns=local_ns) if cell is None else original(line, cell, local_ns=local_ns)
             return mark_result(result)  # a DataFrame %sql returns shows in the result grid (agp.kernels.grid)
         except KeyboardInterrupt:
             ids = TRACKER.cancel_running()
-            if ids:
-                print(f"Cancelled in Trino: {', '.join(ids)}")
+            raise QueryInterrupted(interrupted_line(ids, {i: history_url(i) for i in ids})) from None
+        except SqlError:
             raise
         except UsageError as e:
             if e.__cause__ is None:  # jupysql's own usage errors (bad arguments) are already short
-                raise
+                raise SqlError(str(e)) from None
             log.info("%%%s failed", name, exc_info=e.__cause__)
             TRACKER.cancel_running()
-            raise UsageError(describe_error(e.__cause__, endpoint())) from None
+            raise SqlError(explain(e.__cause__, endpoint(), used.get("broker"))) from None
         except BrokerError as e:
-            raise UsageError(str(e)) from None
+            raise SqlError(str(e)) from None
         except Exception as e:
             # Errors jupysql lets through (the first connection, the broker): the same short form.
             log.info("%%%s failed", name, exc_info=e)
             TRACKER.cancel_running()
-            raise UsageError(describe_error(e, endpoint())) from None
+            raise SqlError(explain(e, endpoint(), used.get("broker"))) from None
         finally:
             SQL_IDLE.set()
             if name not in LINE_ONLY and _WRITES.search(f"{line}\n{cell or ''}"):
@@ -310,6 +312,23 @@ def wrap_magic(ip: Any, broker: BrokerClient | None = None, name: str = "sql") -
     magic.__doc__ = original.__doc__
     kind = "line" if name in LINE_ONLY else "line_cell"
     ip.register_magic_function(magic, magic_kind=kind, magic_name=name)
+
+
+def explain(error: BaseException, endpoint: str | None, broker: BrokerClient | None) -> str:
+    """:func:`agp.kernels.query.describe_error`; a permission error also says the user's role in the workspace
+    and who can change it (asked of the workspace service: one sentence still when it does not answer)."""
+    from .messages import permission_sentence
+
+    trino = trino_error(error)
+    if trino is not None and getattr(trino, "error_name", None) == "PERMISSION_DENIED" and broker is not None:
+        try:
+            info = broker.workspace_info()
+        except Exception:
+            log.info("could not ask the workspace service about workspace %s", broker.workspace, exc_info=True)
+            info = None
+        text = permission_sentence(trino.message, broker.workspace, info)
+        return f"{text} (query {trino.query_id})" if getattr(trino, "query_id", None) else text
+    return describe_error(error, endpoint)
 
 
 def invalidate_server_catalog(environ: dict[str, str] | None = None) -> bool:

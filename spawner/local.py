@@ -34,6 +34,12 @@ from .workspace import SpawnRefused, check_spawn, workspace_env
 DEFAULT_KERNEL = f"--MappingKernelManager.default_kernel_name={kernelspec.NAME}"
 
 
+def kernel_list_args(plain_python_kernel: bool = False) -> list[str]:
+    """What a server offers in JupyterLab's launcher and kernel picker (pure): only the Antigravity kernel, unless
+    the plain "Python 3" kernel (ipykernel's own spec, installed with it) is wanted too."""
+    return [] if plain_python_kernel else [f"--KernelSpecManager.allowed_kernelspecs={kernelspec.NAME}"]
+
+
 class WorkspaceMixin(LoggingConfigurable):
     """Membership and state checked at spawn; the workspace's endpoints handed to the server."""
 
@@ -45,6 +51,17 @@ class WorkspaceMixin(LoggingConfigurable):
             return db.scalars(
                 select(Workspace).where(Workspace.slug == slug).options(selectinload(Workspace.members))
             ).first()
+
+    plain_python_kernel = Bool(
+        False,
+        config=True,
+        help="""Offer ipykernel's plain "Python 3" kernel (no ``%sql``, no workspace helpers) beside the Antigravity
+        kernel in JupyterLab's launcher and kernel picker. Default: off, only the Antigravity kernel is offered
+        (jupyter_server's ``KernelSpecManager.allowed_kernelspecs``).""",
+    )
+
+    def get_args(self) -> list[str]:
+        return [*super().get_args(), *kernel_list_args(self.plain_python_kernel)]  # type: ignore[misc]
 
     def add_args(self, *args: str) -> None:
         """Append those of the server's command-line ``args`` it does not have yet."""

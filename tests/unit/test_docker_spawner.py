@@ -159,6 +159,7 @@ def test_the_spawners_own_container_carries_every_setting_of_the_builder(tmp_pat
     assert create["environment"]["JUPYTERHUB_SERVER_NAME"] == "grid-ops"
     assert create["command"][0] == "jupyterhub-singleuser"
     assert "--MappingKernelManager.default_kernel_name=agp" in create["command"]
+    assert "--KernelSpecManager.allowed_kernelspecs=agp" in create["command"], "only the Antigravity kernel"
     assert host["NetworkMode"] == "agp-servers"
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
     assert host["Memory"] == 4096 * 1024**2 and host["MemoryReservation"] == 1024 * 1024**2

@@ -123,6 +123,17 @@ def test_failure_sentences():
         == "Cell 2 failed: UsageError: SYNTAX_ERROR: line 1:1"
     )
     assert failure_sentence(_Err("CellExecutionError", "", 1), executed) == "Cell 1 raised CellExecutionError"
+    # %sql's errors and Spark's start errors are error outputs of their own, said as the notebook shows them.
+    sql = "SYNTAX_ERROR at line 1, column 1: mismatched input 'SELEC'; expecting 'ALTER', … (query q)\n  SELEC 1\n  ^"
+    assert failure_sentence(_Err("SqlError", sql, 4), executed) == (
+        "Cell 4 failed: SYNTAX_ERROR at line 1, column 1: mismatched input 'SELEC'; expecting 'ALTER', … (query q)"
+    )
+    assert failure_sentence(_Err("QueryInterrupted", "Cancelled in Trino: query q · https://h/q", 5), None) == (
+        "Cell 5 failed: Cancelled in Trino: query q · https://h/q"
+    )
+    assert failure_sentence(_Err("SparkStartError", "Spark did not start: x.", 6), None) == (
+        "Cell 6 failed: Spark did not start: x."
+    )
     assert failure_sentence(_Err("KeyError", "'x'", 2), executed) == "Cell 2 raised KeyError: 'x'"
 
 

@@ -30,7 +30,9 @@ def test_the_extension_outside_a_workspace_server_keeps_the_shell_usable(monkeyp
     kernels.load_ipython_extension(ip)
     result = ip.run_cell("%sql SELECT 1")
     assert result.error_in_exec is not None, "%sql says why it cannot run"
-    assert "This is not a workspace server" in capsys.readouterr().err
+    shown = capsys.readouterr()
+    assert shown.out.startswith("This is not a workspace server"), "the sentence, no UsageError prefix"
+    assert "Traceback" not in shown.out + shown.err
     assert ip.run_cell("1 + 1").result == 2
 
 
@@ -64,3 +66,38 @@ def test_the_kernels_defaults_yield_to_what_the_user_set():
     from_file = Magic()
     from_file.displaycon = False  # as jupysql's set_configs does; a value that is not the default
     assert apply_defaults(from_file, {}, {"displaycon": True}) == {}
+
+
+def test_servers_offer_only_the_antigravity_kernel_unless_the_admin_wants_the_plain_one_too():
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_server.serverapp import ServerApp
+
+    from agp.spawner.local import WorkspaceLocalSpawner, kernel_list_args
+
+    assert kernel_list_args() == ["--KernelSpecManager.allowed_kernelspecs=agp"]
+    assert kernel_list_args(plain_python_kernel=True) == []
+    assert WorkspaceLocalSpawner().plain_python_kernel is False
+    # What jupyter_server makes of the argument: its kernel spec manager lists the Antigravity kernel only.
+    app = ServerApp()
+    app.parse_command_line(kernel_list_args())
+    assert KernelSpecManager(config=app.config).allowed_kernelspecs == {"agp"}
+
+
+def test_the_kernel_spec_has_a_logo_jupyterlab_shows(tmp_path):
+    from types import SimpleNamespace
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_server.services.kernelspecs.handlers import kernelspec_model
+    from PIL import Image
+
+    folder = kernelspec.install(tmp_path, "/x/python")
+    found = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]).get_all_specs()["agp"]
+    # What jupyter_server's /api/kernelspecs tells JupyterLab about it.
+    spec = kernelspec_model(SimpleNamespace(base_url="/"), "agp", found["spec"], found["resource_dir"])
+    assert {"logo-svg", "logo-64x64", "logo-32x32"} <= set(spec["resources"]), spec["resources"]
+    svg = (folder / "logo-svg.svg").read_text()
+    assert svg.startswith("<svg") and "<script" not in svg and "href" not in svg
+    for size in (32, 64):
+        with Image.open(folder / f"logo-{size}x{size}.png") as im:
+            assert im.size == (size, size) and im.mode == "RGBA"
+            assert im.getpixel((0, 0))[3] == 0 and im.getpixel((size // 2, size // 2))[3] == 255, "a mark, not a box"

@@ -97,7 +97,30 @@ def test_trino_errors_are_named_in_one_line():
     )
     wrapped = RuntimeError("If using snippets ...")
     wrapped.__cause__ = err
-    assert query.describe_error(wrapped) == "SYNTAX_ERROR: line 1:1: mismatched input 'SELEC' (query 20261126_1)"
+    assert (
+        query.describe_error(wrapped) == "SYNTAX_ERROR at line 1, column 1: mismatched input 'SELEC' (query 20261126_1)"
+    )
+
+
+def test_an_error_with_a_position_shows_the_statement_sent_with_a_caret():
+    from sqlalchemy.exc import ProgrammingError
+
+    orig = trino.exceptions.TrinoUserError(
+        {
+            "errorName": "COLUMN_NOT_FOUND",
+            "errorType": "USER_ERROR",
+            "message": "line 2:10: Column 'kwhh' cannot be resolved",
+            "errorLocation": {"lineNumber": 2, "columnNumber": 10},
+        },
+        query_id="q2",
+    )
+    wrapped = RuntimeError("jupysql's hints")
+    wrapped.__cause__ = ProgrammingError("SELECT 1\nORDER BY kwhh", {}, orig)
+    assert query.describe_error(wrapped).splitlines() == [
+        "COLUMN_NOT_FOUND at line 2, column 10: Column 'kwhh' cannot be resolved (query q2)",
+        "  ORDER BY kwhh",
+        "           ^",
+    ]
 
 
 def test_sqlalchemy_wrappers_are_unwrapped():

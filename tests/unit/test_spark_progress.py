@@ -184,32 +184,88 @@ def test_the_catalog_is_reached_with_the_servers_token_as_iceberg_1_10_names_it(
     }
 
 
-def test_children_started_in_a_captured_kernel_write_to_the_kernels_own_stderr(tmp_path, monkeypatch):
+def test_the_jvm_writes_into_its_log_file_not_into_the_cell(tmp_path):
     import os
     import subprocess
     import sys
 
-    log = (tmp_path / "server.log").open("w+b")
-
-    class Captured:  # ipykernel's stderr: fd 2 is a pipe to the cell, fileno() the stream it came from
-        def fileno(self):
-            return log.fileno()
-
-        def flush(self):
-            pass
-
-    cell = tmp_path / "cell"
-    saved = os.dup(2)
+    log_file = ss.jvm_log_file(tmp_path)
+    assert log_file == tmp_path / ".cache" / "agp" / "spark" / f"driver-{os.getpid()}.log"
+    assert (log_file.parent.stat().st_mode & 0o777, log_file.stat().st_mode & 0o777) == (0o700, 0o600)
+    cell = tmp_path / "cell"  # ipykernel's capture: what is written to fds 1 and 2 reaches the cell
+    saved = [os.dup(1), os.dup(2)]
     try:
         with cell.open("wb") as f:
+            os.dup2(f.fileno(), 1)
             os.dup2(f.fileno(), 2)
-            monkeypatch.setattr(sys, "stderr", Captured())
-            with ss._children_write_to_the_log():
-                subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('jvm says hi')"], check=True)
+            with ss._jvm_output_to(log_file):
+                subprocess.run(
+                    [sys.executable, "-c", "import sys; print('out'); sys.stderr.write('WARN x')"], check=True
+                )
             subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('later')"], check=True)
+            with ss._jvm_output_to(None):  # verbose: the cell's
+                subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write(' verbose')"], check=True)
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    log.seek(0)
-    assert log.read() == b"jvm says hi"
-    assert cell.read_bytes() == b"later", "fd 2 is the cell's again afterwards"
+        for fd, saved_fd in zip((1, 2), saved, strict=True):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+    assert log_file.read_text() == "out\nWARN x"
+    assert cell.read_bytes() == b"later verbose", "fds 1 and 2 are the cell's again afterwards"
+
+
+def test_an_unwritable_home_gets_a_private_temporary_log(tmp_path):
+    (tmp_path / ".cache").write_text("not a folder")
+    path = ss.jvm_log_file(tmp_path)
+    try:
+        assert path.name.startswith("agp-spark-driver-") and path.stat().st_mode & 0o777 == 0o600
+    finally:
+        path.unlink()
+
+
+def test_the_start_line_names_each_phase_then_the_ready_session():
+    from agp.kernels.spark_progress import start_bundle, start_text
+
+    assert start_text("jars", 0.2) == "starting · resolving Iceberg's jars… · 0 s"
+    assert start_text("jvm", 12.4, {"jars": "2"}) == "starting · jars ready (2) · starting the JVM… · 12 s"
+    assert start_text("catalog", 31, {"jars": "2"}) == (
+        "starting · jars ready (2) · JVM up · opening the workspace catalog… · 31 s"
+    )
+    assert start_text("ready", 33.2) == "session ready in 33 s"
+    assert start_text("failed", 20, {"phase": "jvm", "log": "/h/driver-1.log"}) == (
+        "did not start (starting the JVM, after 20 s) · its log: /h/driver-1.log"
+    )
+    running = start_bundle("starting · <x>", "running")
+    assert running["text/plain"] == "[Spark] starting · <x>"
+    assert '<progress style="width:16em"></progress>' in running["text/html"] and "&lt;x&gt;" in running["text/html"]
+    ready = start_bundle("session ready in 3 s", "ready", "/user/a/b/proxy/1/jobs/")
+    assert ready["text/plain"] == "[Spark] session ready in 3 s · Spark UI: /user/a/b/proxy/1/jobs/"
+    assert (
+        'value="100"' in ready["text/html"]
+        and '<a href="/user/a/b/proxy/1/jobs/" target="_blank"' in ready["text/html"]
+    )
+    assert "<progress" not in start_bundle("did not start", "failed")["text/html"]
+
+
+def test_a_failed_start_is_one_sentence_that_names_the_log():
+    from pathlib import Path
+
+    from agp.kernels.credentials import BrokerError
+
+    log_file = Path("/home/a/.cache/agp/spark/driver-7.log")
+    gateway = RuntimeError("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.")
+    assert ss.start_failure(gateway, "jvm", log_file) == (
+        "Spark did not start: its JVM exited before it was ready; its log: /home/a/.cache/agp/spark/driver-7.log."
+    )
+    assert ss.start_failure(OSError("Could not download x.jar from Maven Central: timeout"), "jars", None) == (
+        "Spark did not start: Iceberg's jars are missing (Could not download x.jar from Maven Central: timeout)."
+    )
+    catalog = RuntimeError("[SCHEMA_NOT_FOUND] The schema `demo` cannot be found.\nJVM stacktrace:\n\tat ...")
+    assert ss.start_failure(catalog, "catalog", log_file) == (
+        "Spark started, but the workspace's catalog did not open: [SCHEMA_NOT_FOUND] The schema `demo` cannot be "
+        "found; its log: /home/a/.cache/agp/spark/driver-7.log."
+    )
+    assert ss.start_failure(BrokerError("No s3 credentials for workspace 'x': gone (HTTP 403)"), "jars", None) == (
+        "No s3 credentials for workspace 'x': gone (HTTP 403)."
+    )
+    err = ss.SparkStartError("Spark did not start: x.")
+    assert isinstance(err, RuntimeError) and err._render_traceback_() == ["Spark did not start: x."]
