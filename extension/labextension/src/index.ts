@@ -15,6 +15,7 @@ import { JobsPanel } from './panel';
 import { identityPlugin } from './identity';
 import { catalogPlugin } from './catalog';
 import { historyPlugin } from './history';
+import { resultsPlugin } from './results';
 
 namespace CommandIDs {
   export const run = 'agp-jobs:run';
@@ -126,6 +127,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
 /**
  * Every plugin of the extension; each part of the workbench adds its own plugin here (one import, one entry).
  */
-const plugins: JupyterFrontEndPlugin<any>[] = [plugin, identityPlugin, catalogPlugin, historyPlugin];
+const plugins: JupyterFrontEndPlugin<any>[] = [plugin, identityPlugin, catalogPlugin, historyPlugin, resultsPlugin];
 
 export default plugins;
