@@ -132,7 +132,7 @@ def test_each_new_image_is_multi_stage_or_installs_in_one_layer(name):
 
 def test_the_trino_image_is_the_labs_trino():
     text = expanded(dockerfile("trino"))
-    for artifact in (versions.TRINO_SERVER, versions.TRINO_ICEBERG):
+    for artifact in (versions.TRINO_SERVER, versions.TRINO_ICEBERG, versions.TRINO_SERVER_FULL):
         assert artifact.url in text, f"the trino image does not fetch {artifact.url}"
         assert artifact.sha256 in text, f"the trino image does not check {artifact.filename}'s SHA-256"
     assert arg_defaults(dockerfile("trino"))["VERSION"] == versions.TRINO_VERSION

@@ -184,3 +184,38 @@ def test_the_ingest_token_is_compared_and_an_empty_one_refuses_all():
     assert refusal("Bearer tok", "") is not None
     assert refusal("Bearer wrong", "tok") is not None
     assert refusal(None, "tok") is not None
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _keyvalues(lines) -> dict[str, str]:
+    return dict(ln.strip().split("=", 1) for ln in lines if "=" in ln and not ln.strip().startswith("#"))
+
+
+def test_compose_and_the_chart_configure_the_listener_as_the_lab():
+    lab = services.trino_event_listener("URI")
+    compose = _keyvalues((ROOT / "compose" / "docker" / "trino" / "event-listener.properties").read_text().splitlines())
+    chart_text = (ROOT / "helm" / "antigravity" / "templates" / "trino-config.yaml").read_text()
+    block = chart_text.split("event-listener.properties: |")[1].split("iceberg.properties: |")[0]
+    chart = _keyvalues(block.splitlines())
+    uri = "http-event-listener.connect-ingest-uri"
+    assert compose[uri] == "http://hub:8091/services/workspaces/trino/events"
+    assert chart[uri] == "http://{{ $hub }}:8091/services/workspaces/trino/events"
+    for theirs in (compose, chart):
+        assert {k: v for k, v in theirs.items() if k != uri} == {k: v for k, v in lab.items() if k != uri}
+    # The coordinator has the token in its environment, from the chart's Secret; the hub mounts it.
+    trino = (ROOT / "helm" / "antigravity" / "templates" / "trino.yaml").read_text()
+    env = "name: AGP_QUERY_HISTORY_TOKEN\n              valueFrom: {secretKeyRef: {name: {{ $secret }}, key: "
+    assert env + "query-history.token}}" in trino
+    assert "/config/event-listener.properties /etc/trino/" in trino
+    assert '"query-history.token"' in (ROOT / "helm" / "antigravity" / "templates" / "hub.yaml").read_text()
+
+
+def test_the_trino_image_carries_the_listener_plugin():
+    from agp.core import versions
+
+    text = (ROOT / "images" / "trino" / "Dockerfile").read_text()
+    assert versions.TRINO_SERVER_FULL.sha256 in text
+    assert "trino-server/${TRINO_VERSION}/trino-server-${TRINO_VERSION}.tar.gz" in text
+    assert versions.TRINO_HTTP_EVENT_LISTENER_DIR in text
