@@ -222,6 +222,60 @@ def test_the_ingest_door_refuses_without_the_token(settings, spaces):
     assert settings.credentials.query_history_token.get_secret_value(), "the lab has a token"
 
 
+def _post(settings, body: dict) -> requests.Response:
+    token = settings.credentials.query_history_token.get_secret_value()
+    return requests.post(
+        settings.query_history_ingest_uri, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def test_events_twice_and_out_of_order_end_in_one_entry(settings, spaces, user_api):
+    # As Trino's retries can deliver them: the completed event first, then the created one, then both again.
+    query_id = f"test_{uuid.uuid4().hex[:12]}"
+    table = {"catalog": "iceberg", "schema": spaces["sa"], "table": "t"}
+    context = {"user": "alice", "catalog": "iceberg", "schema": spaces["sa"], "source": "test"}
+    created = {
+        "metadata": {"queryId": query_id, "query": f"SELECT 1 -- {query_id}", "queryState": "QUEUED", "tables": []},
+        "context": context,
+        "createTime": "2026-01-02T03:04:05.123Z",
+    }
+    completed = {
+        "metadata": {**created["metadata"], "queryState": "FINISHED", "tables": [table]},
+        "context": context,
+        "statistics": {"wallTime": 1.5, "cpuTime": 0.25, "queuedTime": 0.001, "outputRows": 7, "outputBytes": 70},
+        "ioMetadata": {"inputs": [{"catalogName": "iceberg", "schema": spaces["sa"], "table": "t"}]},
+        "createTime": "2026-01-02T03:04:05.123Z",
+        "executionStartTime": "2026-01-02T03:04:05.200Z",
+        "endTime": "2026-01-02T03:04:06.623Z",
+    }
+    for body in (completed, created, completed, created):
+        assert _post(settings, body).status_code == 204
+    listed = user_api("alice")("GET", f"/workspaces/{spaces['a']}/queries", params={"q": query_id}).json()
+    assert listed["total"] == 1, listed
+    (entry,) = listed["items"]
+    assert entry["state"] == "FINISHED" and entry["rows"] == 7 and entry["elapsed_ms"] == 1500
+    assert entry["tables_read"] == [f"iceberg.{spaces['sa']}.t"] and entry["created"].startswith("2026-01-02T03:04:05")
+    # A created event of a query whose completed event is in changes nothing; the same completed event again neither.
+    assert _post(settings, {**created, "context": {**context, "source": "other"}}).status_code == 204
+    again = user_api("alice")("GET", f"/workspaces/{spaces['a']}/queries/{query_id}").json()
+    assert again["source"] == "test" and again == {**entry, "page_url": again["page_url"]}
+    # What is not an event is refused with one sentence, and Trino does not retry a 4xx.
+    r = _post(settings, {"metadata": {"queryId": query_id}})
+    assert r.status_code == 422 and "metadata' and 'context'" in r.json()["detail"]
+
+
+def test_query_text_is_shown_as_text(alices_queries, spaces, user_api):
+    evil = "<img src=x onerror=alert(1)>"
+    id_, rows = run(spaces["alice"], f"SELECT '{evil}' AS x -- {alices_queries['marker']}-evil")
+    assert rows == [[evil]]
+    alice = user_api("alice")
+    entries(alice, spaces["a"], f"{alices_queries['marker']}-evil", 1)
+    pages = alice.base.removesuffix("/api")
+    for page in (f"/w/{spaces['a']}/queries?q={alices_queries['marker']}-evil", f"/w/{spaces['a']}/queries/{id_}"):
+        html = alice.http.get(pages + page, timeout=60).text
+        assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html, page
+
+
 def test_the_ingest_door_takes_no_more_than_its_limit(settings):
     token = settings.credentials.query_history_token.get_secret_value()
     r = requests.post(
