@@ -2,7 +2,8 @@
 Keycloak, under the restricted Pod Security profile; a Keycloak login to the hub; a workspace made through the
 service's API; a member's server started by KubeSpawner as a pod with the workspace's labels, resources and
 security context; in its kernel, ``%sql`` on a workspace table through Trino in the cluster and ``spark()`` reading
-it; a non-member refused; job runs as Kubernetes Jobs (a notebook whose ``%sql`` writes a table with the run's
+it; a non-member refused; the workspace's shared claim, written by an editor, read-only for a viewer, whose server
+stops when he is removed; job runs as Kubernetes Jobs (a notebook whose ``%sql`` writes a table with the run's
 parameters, read back through Trino; its pod restricted, with the workspace's labels and quota, gone after the run;
 a cancel that deletes the pod); ``helm upgrade`` with a changed value keeps the data; ``helm uninstall`` keeps what
 the chart says it keeps.
@@ -206,6 +207,51 @@ def test_a_non_member_is_refused(hub_url, tokens, workspace):
     bob = Api(hub_url, tokens["bob"])
     r = bob.hub("POST", f"/users/bob/servers/{workspace['slug']}")
     assert r.status_code == 403, r.text
+
+
+def test_members_share_the_workspaces_claim_a_viewer_only_reads(release, kubectl, hub_url, tokens, workspace):
+    """alice (editor) writes ~/shared from her pod's kernel; bob, added as a viewer, reads it in his pod and is
+    refused writing by the read-only mount; removed, his server is stopped by the workspace service."""
+    slug, ns = workspace["slug"], release["namespace"]
+    admin, bob = Api(hub_url, tokens["admin"]), Api(hub_url, tokens["bob"])
+    kernels = []
+    try:
+        http = requests.Session()
+        http.headers["Authorization"] = f"token {tokens['alice']}"
+        alice = NotebookKernel.new_notebook(http, f"{hub_url}/user/alice/{slug}", "shared-a.ipynb")
+        kernels.append(alice)
+        r = alice.execute("open('shared/from-alice.txt', 'w').write('hello team')")
+        assert not r.errors, r.errors
+        claim = json.loads(kubectl("get", "pvc", f"agp-shared-{slug}", "-n", ns, "-o", "json"))
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+        assert admin("PUT", f"/workspaces/{slug}/members/bob", json={"role": "viewer"}).status_code == 200
+        assert bob.hub("POST", f"/users/bob/servers/{slug}").status_code in (201, 202)
+        bob.wait_server("bob", slug, timeout=600)
+        (pod,) = pods(kubectl, ns, f"antigravity.io/workspace={slug},antigravity.io/user=bob")
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "agp-shared"]
+        assert volume["persistentVolumeClaim"] == {"claimName": f"agp-shared-{slug}", "readOnly": True}
+        http = requests.Session()
+        http.headers["Authorization"] = f"token {tokens['bob']}"
+        viewer = NotebookKernel.new_notebook(http, f"{hub_url}/user/bob/{slug}", "shared-b.ipynb")
+        kernels.append(viewer)
+        r = viewer.execute("print(open('shared/from-alice.txt').read())")
+        assert not r.errors and "hello team" in r.text, (r.errors, r.text)
+        r = viewer.execute(
+            "try:\n    open('shared/from-bob.txt', 'w')\nexcept OSError as e:\n    print('refused', e.errno)"
+        )
+        assert "refused 30" in r.text, (r.errors, r.text)  # EROFS: the kubelet mounted it read-only
+
+        kernels.remove(viewer)
+        assert admin("DELETE", f"/workspaces/{slug}/members/bob").status_code == 200
+        deadline = time.monotonic() + 120
+        while bob.hub("GET", "/users/bob").json().get("servers", {}).get(slug):
+            assert time.monotonic() < deadline, "bob's server still runs after his removal"
+            time.sleep(1)
+    finally:
+        for kernel in kernels:
+            kernel.shutdown()
+        bob.hub("DELETE", f"/users/bob/servers/{slug}")
 
 
 # ------------------------------------------------------------------------------------------------------------ jobs
