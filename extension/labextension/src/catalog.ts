@@ -261,7 +261,9 @@ export class CatalogPanel extends Widget {
       event.stopPropagation();
       this.actions.preview(ns, table);
     });
-    row.append(caret, name, stats, select, preview);
+    const actions = el('span', 'agp-catalog-actions');
+    actions.append(select, preview);
+    row.append(caret, name, stats, actions);
     row.addEventListener('click', () => {
       if (this._openTables.has(key)) {
         this._openTables.delete(key);
@@ -301,7 +303,8 @@ export class CatalogPanel extends Widget {
     const fact = (term: string, value: string) => facts.append(el('dt', '', term), el('dd', '', value));
     if (d.stats) {
       fact('Rows', humanCount(d.stats.rows));
-      fact('Size', `${humanBytes(d.stats.size_bytes)} in ${humanCount(d.stats.data_files)} files`);
+      const files = d.stats.data_files;
+      fact('Size', `${humanBytes(d.stats.size_bytes)} in ${humanCount(files)} file${files === 1 ? '' : 's'}`);
     }
     fact(
       'Partitioned by',

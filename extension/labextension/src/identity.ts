@@ -6,7 +6,9 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Widget } from '@lumino/widgets';
 
-import { agpJson, el } from './request';
+import { agpJson, AgpError, el } from './request';
+
+const RETRIES_MS = [2000, 5000, 10000, 30000, 60000];
 
 export interface IWorkspaceEntry {
   slug: string;
@@ -48,12 +50,19 @@ export class IdentityBar extends Widget {
     document.addEventListener('keydown', this._closeOnEscape);
   }
 
-  async load(): Promise<void> {
+  /** Reads the identity; while the workspace service does not answer (it restarts, say), tries again later. */
+  async load(attempt = 0): Promise<void> {
     try {
       this._render(await agpJson<IIdentity>('workspaces'));
+      this.node.title = '';
     } catch (error) {
-      this.node.replaceChildren(el('span', 'agp-identity-product', 'Antigravity'));
+      if (!this.node.querySelector('.agp-identity-workspace')) {
+        this.node.replaceChildren(el('span', 'agp-identity-product', 'Antigravity'));
+      }
       this.node.title = `The workspace could not be read: ${(error as Error).message}`;
+      if (!this.isDisposed && attempt < RETRIES_MS.length && (error as AgpError).status !== 403) {
+        window.setTimeout(() => void this.load(attempt + 1), RETRIES_MS[attempt]);
+      }
     }
   }
 
