@@ -194,7 +194,7 @@ def spark(broker: BrokerClient | None = None, master: str | None = None, verbose
                 session = builder.getOrCreate()
                 session.sql(f"USE iceberg.`{broker.get('catalog')['namespace']}`")
             except Exception as e:
-                log.warning("Spark Connect did not start", exc_info=e)
+                log.info("Spark Connect did not start", exc_info=e)
                 raise SparkStartError(start_failure(e, "connect", None)) from None
             _session = session
             if not _stop_registered:
@@ -234,7 +234,7 @@ def spark(broker: BrokerClient | None = None, master: str | None = None, verbose
             line.failed(log_file)
             if isinstance(e, KeyboardInterrupt):
                 raise
-            log.warning("Spark did not start (%s)", line.current, exc_info=e)
+            log.info("Spark did not start (%s)", line.current, exc_info=e)  # info: a warning would reach the cell
             raise SparkStartError(start_failure(e, line.current, log_file)) from None
         _session = session
         _ui_url = _expose_ui(_session.sparkContext, service_prefix)

@@ -73,7 +73,8 @@ def ns(workspace) -> str:
 
 
 def ok(nb: NotebookKernel, code: str) -> str:
-    """Run a cell that must succeed; its text. A ``%sql`` error is a UsageError printed to the cell, not raised."""
+    """Run a cell that must succeed; its text (a ``%sql`` error is an error output; other magics' UsageErrors are
+    printed)."""
     reply = nb.execute(code)
     shown = reply.text + "".join(f"{e['ename']}: {e['evalue']}" for e in reply.errors)
     assert not reply.errors and "UsageError" not in reply.text, f"{code}\n---\n{shown}"

@@ -55,13 +55,47 @@ def test_cell_magic_creates_a_table_and_reads_it_back(kernel):
         run(kernel, "%sql DROP TABLE IF EXISTS kernel_ctas")
 
 
-def test_a_syntax_error_is_a_few_lines_that_name_it(kernel):
-    out, errors = run(kernel, "%sql SELEC 1")
-    shown = out + "".join(e["evalue"] + "".join(e["traceback"]) for e in errors)
-    assert "SYNTAX_ERROR" in shown and "mismatched input 'SELEC'" in shown
-    assert "Traceback (most recent call last)" not in shown
+def run_cell(kc, code: str, timeout: float = 120) -> tuple[str, list[dict], dict]:
+    """Execute ``code``; its printed text, its error outputs and its execute reply's content."""
+    text, errors = [], []
+    reply = kc.execute_interactive(code, output_hook=lambda msg: gather(msg, text, errors), timeout=timeout)
+    return "".join(text), errors, reply["content"]
+
+
+def shown_lines(out: str, errors: list[dict]) -> list[str]:
+    """Every line the cell shows as text: its streams and its errors' tracebacks (what JupyterLab renders)."""
+    return [line for line in (out + "\n".join(line for e in errors for line in e["traceback"])).splitlines() if line]
+
+
+def test_a_syntax_error_points_at_the_word_without_usage_error_or_traceback(kernel):
+    out, errors, reply = run_cell(kernel, "%sql SELEC 1")
+    assert reply["status"] == "error", "the cell ends in error: Run all stops there"
+    assert [e["ename"] for e in errors] == ["SqlError"], errors
+    lines = shown_lines(out, errors)
+    assert lines[0].startswith("SYNTAX_ERROR at line 1, column 1: mismatched input 'SELEC'; expecting "), lines
+    assert lines[1:] == ["  SELEC 1", "  ^"], lines
+    assert lines[0].count("'") <= 2 + 2 * 3 and "…" in lines[0], "three expected keywords at most, not thirty"
+    shown = "\n".join(lines)
+    assert "UsageError" not in shown and "Traceback" not in shown
     assert "snippets" not in shown and "sqlalche.me" not in shown, "no hints meant for other databases"
-    assert len(shown.strip().splitlines()) <= 3, shown
+
+    cell = "%%sql\nSELECT city,\n       sum(reading_kwh) AS kwh\nFROM meter_readings\nGROUP BY city ORDER BY kwhh"
+    out, errors, _ = run_cell(kernel, cell)
+    head, line, caret = shown_lines(out, errors)
+    assert head.startswith("COLUMN_NOT_FOUND at line 4, column 24: Column 'kwhh' cannot be resolved"), head
+    assert line == "  GROUP BY city ORDER BY kwhh" and caret == " " * line.index("kwhh") + "^"
+
+
+def test_unnamed_columns_get_readable_names_and_named_ones_keep_theirs(kernel):
+    out, errors = run(
+        kernel,
+        "r = %sql SELECT 1, count(*), max(city) AS _col2, upper(max(city)), 1 FROM meter_readings\n"
+        "df = r.DataFrame()\n"
+        "print(type(df).__name__, list(df.columns), list(r.keys), df.iloc[0, 1])",
+    )
+    assert not errors, errors
+    names = "['1', 'count(*)', '_col2', 'upper(max(city))', '1_1']"
+    assert out.strip() == f"DataFrame {names} {names} 5", out
 
 
 def test_a_missing_table_names_the_table(kernel):
@@ -71,7 +105,7 @@ def test_a_missing_table_names_the_table(kernel):
     assert len(shown.strip().splitlines()) <= 3, shown
 
 
-def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_workspace, settings):
+def test_another_workspaces_table_is_an_access_error_that_says_who_decides(kernel, new_workspace, settings):
     from agp.core import clients
 
     other = new_workspace()["namespace"]
@@ -79,10 +113,37 @@ def test_another_workspaces_table_is_an_access_error_not_data(kernel, new_worksp
         cur = conn.cursor()
         cur.execute(f"CREATE TABLE iceberg.\"{other}\".private AS SELECT 'not-for-alice' AS v")
         cur.fetchall()
-    out, errors = run(kernel, f'%sql SELECT * FROM iceberg."{other}".private')
-    shown = out + "".join(e["evalue"] for e in errors)
-    assert "Access Denied" in shown or "PERMISSION_DENIED" in shown, shown
-    assert "not-for-alice" not in shown
+    for statement in (
+        f'SELECT * FROM iceberg."{other}".private',
+        f"INSERT INTO iceberg.\"{other}\".private VALUES ('x')",
+    ):
+        out, errors, reply = run_cell(kernel, f"%sql {statement}")
+        assert reply["status"] == "error"
+        [line] = shown_lines(out, errors)
+        assert line.startswith("Access denied: "), line
+        assert f"Schema '{other}' belongs to another workspace, not to 'demo'" in line, line
+        assert "that workspace's owners can give you access" in line and "not-for-alice" not in line
+
+
+def test_a_viewer_writing_hears_their_role_and_the_owners_who_can_change_it(
+    tmp_path_factory, new_workspace, admin_api, user_api, hub_url
+):
+    ws = new_workspace(display_name="Viewer test")
+    slug = ws["slug"]
+    r = admin_api("PUT", f"/workspaces/{slug}/members/bob", json={"role": "viewer"})
+    assert r.status_code == 200, r.text
+    token = user_api("bob").http.headers["Authorization"].split()[1]
+    folder = tmp_path_factory.mktemp("jupyter-data-bob")
+    with workspace_kernel(folder, hub_url, token, AGP_WORKSPACE=slug) as bob:
+        out, errors, reply = run_cell(bob, "%sql CREATE TABLE bobs AS SELECT 1 AS x")
+    assert reply["status"] == "error"
+    [line] = shown_lines(out, errors)
+    owners = sorted(
+        m["username"] for m in admin_api("GET", f"/workspaces/{slug}").json()["members"] if m["role"] == "owner"
+    )
+    assert line.startswith("Access denied: "), line
+    assert f"You are a viewer of workspace '{slug}' (Viewer test) (viewers can read but not write)" in line, line
+    assert f"its owners ({', '.join(owners)}) can change your role" in line, line
 
 
 # A query that runs for minutes and returns nothing until it ends: 10^12 rows counted.
@@ -92,9 +153,13 @@ LONG_QUERY = (
 )
 
 
-def test_a_long_query_shows_progress_and_an_interrupt_cancels_it_in_trino(kernel, settings):
+def test_an_interrupted_query_is_one_line_with_its_history_link_and_is_cancelled_in_trino(
+    kernel, settings, hub_url, user_api, login
+):
     import threading
     import time
+
+    from conftest import wait_until
 
     from agp.core import clients
 
@@ -102,13 +167,22 @@ def test_a_long_query_shows_progress_and_an_interrupt_cancels_it_in_trino(kernel
     messages: list = []
     timer = threading.Timer(6.0, km.interrupt_kernel)
     timer.start()
+    text, errors = [], []
+
+    def hook(msg):
+        messages.append(msg)
+        gather(msg, text, errors)
+
     try:
-        out, errors = run(kernel, f"%sql {LONG_QUERY}", messages=messages)
+        reply = kernel.execute_interactive(f"%sql {LONG_QUERY}", output_hook=hook, timeout=120)["content"]
     finally:
         timer.cancel()
-    assert any(e["ename"] == "KeyboardInterrupt" for e in errors) or "KeyboardInterrupt" in out, (out, errors)
-    assert "Cancelled in Trino: " in out, out
-    query_id = out.split("Cancelled in Trino: ")[1].split()[0].strip(",")
+    assert reply["status"] == "error", "the cell ends in error: Run all stops there"
+    [line] = shown_lines("".join(text), errors)
+    assert line.startswith("Cancelled in Trino: query "), line
+    query_id = line.split("Cancelled in Trino: query ")[1].split()[0]
+    link = f"{hub_url}/services/workspaces/w/demo/queries/{query_id}"
+    assert line == f"Cancelled in Trino: query {query_id} · {link}", line
 
     labels = [
         m["content"]["data"]["state"].get("value", "")
@@ -127,6 +201,18 @@ def test_a_long_query_shows_progress_and_an_interrupt_cancels_it_in_trino(kernel
                 break
             time.sleep(0.5)
     assert rows == [["FAILED", "USER_CANCELED"]], rows
+
+    # The link is the query's entry in the workspace's history, which alice opens.
+    api = user_api("alice")
+
+    def entry():
+        r = api("GET", f"/workspaces/demo/queries/{query_id}")
+        assert r.status_code == 200 and r.json()["state"] == "FAILED", r.text
+        return r.json()
+
+    assert link.endswith(wait_until(entry)["page_url"])
+    page = login("alice").get(link)
+    assert page.status_code == 200 and query_id in page.text
 
     out, errors = run(kernel, "print(1 + 1)")
     assert not errors and out.strip() == "2", "the kernel lives on"

@@ -199,8 +199,9 @@ def text(msg: dict) -> str:
 def test_a_running_job_shows_a_progress_bar_in_its_cell(kernel, tmp_path):
     made = messages_of(kernel, kernel.execute("from agp.kernels import spark\ns = spark()"), idle)
     assert not [m for m in made if m["msg_type"] == "error"], made
-    [link] = [m for m in made if m["msg_type"] == "display_data"]
-    assert text(link).startswith(f"Spark UI: {PREFIX}proxy/")
+    assert len([m for m in made if m["msg_type"] == "display_data"]) == 1, "one line for the start and its link"
+    link = [m for m in made if m["msg_type"] == "update_display_data"][-1]
+    assert re.fullmatch(rf"\[Spark\] session ready in \d+ s · Spark UI: {PREFIX}proxy/\d+/jobs/", text(link))
     assert ">Spark UI</a>" in link["content"]["data"]["text/html"]
 
     gate = tmp_path / "go"
@@ -254,10 +255,50 @@ def test_a_clean_start_prints_nothing_into_the_cell(tmp_path_factory, user_api, 
     about our settings) are not the notebook's: a cell that makes the session and runs a job shows no stream."""
     token = user_api("alice").http.headers["Authorization"].split()[1]
     env = {"AGP_CACHE_DIR": str(settings.cache_dir), "JUPYTERHUB_SERVICE_PREFIX": PREFIX}
-    with workspace_kernel(tmp_path_factory.mktemp("jupyter-data"), hub_url, token, **env) as kc:
+    home = tmp_path_factory.mktemp("jupyter-data")
+    with workspace_kernel(home, hub_url, token, **env) as kc:
         cell = "from agp.kernels import spark\ns = spark()\ns.sql('SELECT count(*) FROM meter_readings').collect()"
         made = messages_of(kc, kc.execute(cell), idle)
         done = messages_of(kc, kc.execute("from agp.kernels.spark_session import _stop\n_stop()"), idle)
     assert not [m for m in made + done if m["msg_type"] == "error"], made
     streams = [(m["content"]["name"], m["content"]["text"]) for m in made if m["msg_type"] == "stream"]
     assert streams == [], streams
+
+    # Its start is one line that updates through its phases, from the first moment to the ready session.
+    [first] = [m for m in made if m["msg_type"] == "display_data" and text(m).startswith("[Spark] starting")]
+    display_id = first["content"]["transient"]["display_id"]
+    lines = [text(first)] + [
+        text(m)
+        for m in made
+        if m["msg_type"] == "update_display_data" and m["content"]["transient"]["display_id"] == display_id
+    ]
+    assert lines[0] == "[Spark] starting · resolving Iceberg's jars… · 0 s", lines
+    phases = [re.sub(r" · \d+ s$", "", line) for line in lines]
+    assert list(dict.fromkeys(phases)) == [
+        "[Spark] starting · resolving Iceberg's jars…",
+        "[Spark] starting · jars ready (2) · starting the JVM…",
+        "[Spark] starting · jars ready (2) · JVM up · opening the workspace catalog…",
+        re.sub(r" · \d+ s$", "", lines[-1]),
+    ], phases
+    assert re.fullmatch(rf"\[Spark\] session ready in \d+ s · Spark UI: {PREFIX}proxy/\d+/jobs/", lines[-1])
+    # The JVM's warnings and log4j's notices went into the kernel's Spark log, in the user's own cache.
+    [log_file] = (home / ".cache" / "agp" / "spark").glob("driver-*.log")
+    assert "log4j" in log_file.read_text() and log_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_start_that_fails_is_one_sentence_naming_the_jvms_log(tmp_path_factory, user_api, hub_url, settings):
+    token = user_api("alice").http.headers["Authorization"].split()[1]
+    env = {"AGP_CACHE_DIR": str(settings.cache_dir), "JAVA_HOME": "/nonexistent/java"}
+    home = tmp_path_factory.mktemp("jupyter-data")
+    with workspace_kernel(home, hub_url, token, **env) as kc:
+        made: list[dict] = []
+        reply = kc.execute_interactive("from agp.kernels import spark\ns = spark()", output_hook=made.append)
+    assert reply["content"]["status"] == "error", made
+    [error] = [m["content"] for m in made if m["msg_type"] == "error"]
+    [log_file] = (home / ".cache" / "agp" / "spark").glob("driver-*.log")
+    assert error["traceback"] == [f"Spark did not start: its JVM exited before it was ready; its log: {log_file}."]
+    assert "/nonexistent/java" in log_file.read_text(), "the log says why"
+    line = [text(m) for m in made if m["msg_type"] in ("display_data", "update_display_data")][-1]
+    assert line.startswith("[Spark] did not start (starting the JVM, after ") and str(log_file) in line
+    streams = [m["content"]["text"] for m in made if m["msg_type"] == "stream"]
+    assert not streams, streams
