@@ -39,6 +39,7 @@ _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x
 _UNDEFINED = 0xFFFFFFFF
 R, W, X = 4, 2, 1
 LINK_NAME = "shared"
+MAX_DEPTH = 100  # folders nested deeper are closed by the ACL walk (see _walk)
 
 Access = Mapping[int, bool]  # uid -> whether it may write
 
@@ -153,8 +154,14 @@ def _walk(folder: Path, access_of, chown) -> int:
     top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     count = 0
     try:
-        for _, _, files, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+        for root, dirs, files, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
             count += _set(dirfd, access_of, chown)
+            if root.count(os.sep) >= MAX_DEPTH:
+                # os.fwalk recurses (and holds a descriptor per level): a member's folders nested deeper would end
+                # the walk half-way, every time, leaving the old entries below (a demoted viewer's rwx). Those
+                # folders are closed instead: root's, no entries, nothing below reachable.
+                count += sum(_close(dirfd, name) for name in dirs)
+                dirs.clear()
             for name in files:
                 try:
                     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dirfd)
@@ -169,6 +176,23 @@ def _walk(folder: Path, access_of, chown) -> int:
     finally:
         os.close(top)
     return count
+
+
+def _close(dirfd: int, name: str) -> int:
+    """Make the folder ``name`` below ``dirfd`` root's with no entries (a folder nested deeper than MAX_DEPTH)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR):  # swapped for a symlink or a file, or gone
+            return 0
+        raise
+    try:
+        os.fchown(fd, 0, 0)
+        os.setxattr(fd, ACCESS, encode(7, {}))
+        os.setxattr(fd, DEFAULT, encode(7, {}))
+        return 1
+    finally:
+        os.close(fd)
 
 
 def _set(fd: int, access_of, chown) -> int:
