@@ -348,7 +348,8 @@ def create_app(
     def index(request: Request, who: Caller = Depends(page_caller), db: Session = Depends(session)):
         workspaces = [WorkspaceOut.of(ws, who) for ws in store.list_for(db, who)]
         events = [AuditOut.of(ev) for ev in store.audit_log(db, who, None, 50)[0]] if who.admin else []
-        return _page(request, "workspaces.html", who=who, workspaces=workspaces, events=events)
+        rules = workspace_pages.naming_rules()
+        return _page(request, "workspaces.html", who=who, workspaces=workspaces, events=events, rules=rules)
 
     @app.get(prefix, include_in_schema=False)
     def index_slash() -> RedirectResponse:

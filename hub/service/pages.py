@@ -18,6 +18,20 @@ from .schemas import WorkspaceOut
 from .users import UserDirectory
 
 
+def naming_rules() -> dict:
+    """The naming rules of agp.core.names, for forms that state them before submitting and check as one types (the
+    service checks again: these only spare a round trip)."""
+    return {
+        "username": names.USERNAME_RULE,
+        "username_pattern": names.USERNAME_PATTERN,
+        "slug": names.RULE,
+        "slug_pattern": names.SLUG_PATTERN,
+        "slug_min": names.MIN_LENGTH,
+        "slug_max": names.MAX_LENGTH,
+        "reserved": sorted(names.RESERVED),
+    }
+
+
 def router(
     prefix: str,
     session: Callable[..., Any],
@@ -53,10 +67,7 @@ def router(
             who=who,
             ws=WorkspaceOut.of(ws, who).model_dump(mode="json"),
             manages=can_manage(ws, who),
-            rules={
-                "username": names.USERNAME_RULE,
-                "username_pattern": names.USERNAME_PATTERN,
-            },
+            rules=naming_rules(),
         )
 
     return r

@@ -58,15 +58,27 @@ def test_admin_creates_a_workspace_and_its_member_starts_a_server(browser, hub_u
         keycloak_login(admin, hub_url, "admin", password)
         admin.click("#agp-workspaces-link")
         admin.wait_for_selector("#create-form")
+        # The naming rule is on the page before anything is typed, and a broken name is flagged at the field.
+        assert "Workspace names are 3 to 40 characters" in admin.inner_text("#new-slug-rule")
+        for bad, why in (("Grid_Ops", "is not."), ("select", "is reserved."), ("ab", "has 2 characters.")):
+            admin.fill("#new-slug", bad)
+            assert admin.inner_text("#new-slug-error").endswith(why), bad
+        admin.click("#create-button")  # refused in the browser: nothing is sent
+        admin.screenshot(path=str(tmp_path / "admin-workspaces-bad-name.png"), full_page=True)
+        assert admin.url.endswith("/services/workspaces/")
         admin.fill("#new-slug", slug)
+        assert admin.inner_text("#new-slug-error") == ""
         admin.fill("#new-display", "Made in the browser")
         admin.click("#create-button")
-        row = f'tr[data-slug="{slug}"]'
-        admin.wait_for_selector(f"{row} .ws-state:has-text('ready')", timeout=60_000)
-        admin.fill(f"{row} .add-member input[name=username]", "alice")
-        admin.select_option(f"{row} .add-member select[name=role]", "editor")
-        admin.click(f"{row} .add-member button")
-        admin.wait_for_selector(f'{row} li.member[data-username="alice"]')
+        admin.wait_for_url(f"{hub_url}/services/workspaces/w/{slug}", timeout=60_000)
+        admin.wait_for_selector("#ws-state:text-is('ready')")
+        admin.fill("#member-name", "alice")
+        admin.select_option("#member-role", "editor")
+        admin.click("#member-add")
+        admin.wait_for_selector('#members tr.member[data-username="alice"]')
+        admin.screenshot(path=str(tmp_path / "admin-workspace-created.png"), full_page=True)
+        admin.goto(f"{hub_url}/services/workspaces/")
+        admin.wait_for_selector(f'tr[data-slug="{slug}"] .ws-state:has-text("ready")')
         admin.screenshot(path=str(tmp_path / "admin-workspaces.png"), full_page=True)
 
         alice = browser.new_context().new_page()
@@ -171,6 +183,10 @@ def test_the_workspace_page_changes_a_role_after_confirmation_and_refuses_an_unk
     page.click("#tab-audit-btn")
     page.select_option("#audit-filter select[name=action]", "member.")
     page.click("#audit-filter button[type=submit]")
+    page.wait_for_function(
+        "() => { const rows = [...document.querySelectorAll('#audit tr.audit-event')];"
+        " return rows.length > 0 && rows.every(r => r.dataset.action === 'member.set'); }"
+    )
     page.wait_for_selector("#audit tr.audit-event:has-text('alice → viewer (was editor)')")
     assert set(page.eval_on_selector_all("#audit tr.audit-event", "r => r.map(e => e.dataset.action)")) == {
         "member.set"
