@@ -116,6 +116,17 @@ def test_spark_job_writes_a_table_trino_reads(ws, user_api, settings):
     assert processes_of(run["id"]) == []
 
 
+def test_a_failing_sql_cell_is_the_runs_reason_as_the_notebook_shows_it(ws, user_api):
+    alice = user_api("alice")
+    out = submit(alice, ws, notebook("x = 1", "%sql SELEC 1", "print('never')"))
+    run = wait_state(alice, ws, out["run"]["id"], ENDED)
+    assert run["state"] == "failed", run
+    assert run["reason"].startswith(
+        "Cell 2 failed: SYNTAX_ERROR at line 1, column 1: mismatched input 'SELEC'; expecting 'ALTER', "
+    ), run["reason"]
+    assert "UsageError" not in run["reason"]
+
+
 def test_failing_cell_fails_the_run_and_retries_stop(ws, user_api, admin_api):
     alice = user_api("alice")
     out = submit(alice, ws, notebook("x = 1", "1 / 0", "print('never')"), max_retries=1)
