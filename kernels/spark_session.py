@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import html
 import logging
 import os
 import secrets
@@ -98,16 +97,6 @@ def ui_url(service_prefix: str | None, port: int | None, spark_url: str | None) 
     if port is None or spark_url is None:
         return None
     return f"{proxy_base(service_prefix, port)}/jobs/" if service_prefix else spark_url
-
-
-def ui_link(url: str, app_name: str) -> dict[str, str]:
-    """The MIME bundle shown when the session is made in a notebook: a "Spark UI" link."""
-    href = html.escape(url, quote=True)
-    return {
-        "text/plain": f"Spark UI: {url}",
-        "text/html": f'<a href="{href}" target="_blank" rel="noopener">Spark UI</a> '
-        f"<span>(application {html.escape(app_name)})</span>",
-    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:

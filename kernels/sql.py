@@ -8,8 +8,12 @@ ResultSet) but ``displaycon``; the kernel wraps its magics (``%sql``, ``%jupysql
 again after ``%load_ext sql`` or ``%reload_ext sql``) so that:
 
 - whichever runs first connects to Trino;
-- a Trino error is one or a few lines that name it (jupysql's own messages add hints for other databases);
-- a long query shows Trino's progress, and interrupting the kernel cancels it in Trino (:mod:`.query`);
+- an error is one or a few lines that name it, without traceback or ``UsageError:`` prefix (jupysql's own messages
+  add hints for other databases); a position is shown with a caret, a permission error says who can change it
+  (:mod:`.messages`);
+- a long query shows Trino's progress, and interrupting the kernel cancels it in Trino and shows one line with the
+  query's history link (:mod:`.query`);
+- columns Trino leaves unnamed (``_col0``) are named after their expressions (:mod:`.columns`);
 - after a statement that changes the catalog, the server's catalog cache is told to forget what it holds.
 """
 

@@ -162,13 +162,6 @@ def test_ui_url_is_the_proxied_jobs_page_in_a_hub_server_and_sparks_own_elsewher
     assert ss.ui_url("/user/alice/demo/", None, None) is None, "the UI is off"
 
 
-def test_ui_link_names_the_application():
-    link = ss.ui_link("/user/a/b/proxy/1/jobs/", "agp-<demo>")
-    assert link["text/plain"] == "Spark UI: /user/a/b/proxy/1/jobs/"
-    assert '<a href="/user/a/b/proxy/1/jobs/" target="_blank"' in link["text/html"]
-    assert "agp-&lt;demo&gt;" in link["text/html"]
-
-
 def test_free_port_is_free():
     port = ss.free_port()
     with socket.socket() as s:
