@@ -70,7 +70,7 @@ def parse(body: Any) -> Event:
     row = {
         "query_id": query_id,
         "user": user[:255],
-        "query": _text(metadata.get("query"), MAX_QUERY_TEXT),
+        "query": _query_text(metadata),
         "state": state[:16],
         "created": created,
         "source": _text(context.get("source"), 255),
@@ -169,6 +169,15 @@ def _error(failure: dict) -> dict[str, Any]:
         "error_line": line,
         "error_column": column,
     }
+
+
+def _query_text(metadata: dict) -> str | None:
+    """The query's text; for ``EXECUTE`` of a prepared statement (what clients with parameters send) the statement's
+    own text first, else the history would keep ``EXECUTE st_… USING …`` and hide what ran."""
+    query, prepared = _text(metadata.get("query"), MAX_QUERY_TEXT), _text(metadata.get("preparedQuery"), MAX_QUERY_TEXT)
+    if not prepared:
+        return query
+    return f"{prepared}\n-- {' '.join((query or '').split())}"[:MAX_QUERY_TEXT]
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -12,6 +12,7 @@ import pwd
 import stat
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,51 @@ def test_a_setuid_file_of_a_demoted_editor_is_no_root_setuid(folder):
     info = os.lstat(prog)
     assert info.st_uid == 0
     assert not info.st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+# -- query history
+
+
+@pytest.fixture(scope="module")
+def bobs_space(admin_api, user_api, hub_url, settings):
+    """Workspace B with bob as editor and a table ``t`` of his; his broker client in B."""
+    from conftest import query_rows, remove_workspace, wait_until
+
+    from agp.kernels.credentials import BrokerClient, trino_connect
+
+    b = f"t-atk-b-{uuid.uuid4().hex[:6]}"
+    try:
+        assert admin_api("POST", "/workspaces", json={"slug": b}).status_code == 201
+        assert admin_api("PUT", f"/workspaces/{b}/members/bob", json={"role": "editor"}).status_code == 200
+        token = user_api("bob").http.headers["Authorization"].split()[1]
+        bob = BrokerClient(f"{hub_url}/services/workspaces", token, b)
+        sb = b.replace("-", "_")
+        wait_until(lambda: query_rows(trino_connect(bob), f'CREATE TABLE "{sb}".t AS SELECT 42 AS secret'), 60)
+        yield {"b": b, "sb": sb, "bob": bob}
+    finally:
+        remove_workspace(settings, b)
+
+
+def _entry(api, slug: str, query_id: str) -> dict:
+    from conftest import wait_until
+
+    def ended() -> dict:
+        r = api("GET", f"/workspaces/{slug}/queries/{query_id}")
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] in ("FINISHED", "FAILED")
+        return r.json()
+
+    return wait_until(ended, 60)
+
+
+def test_a_prepared_statement_does_not_hide_its_text_from_the_workspace(bobs_space, user_api):
+    """bob runs his SELECT as a prepared statement outside any session schema: his workspace's history must show
+    the statement, not only ``EXECUTE st_… USING 1``."""
+    from agp.kernels.credentials import trino_connect
+
+    conn = trino_connect(bobs_space["bob"], catalog="system", schema="runtime", legacy_prepared_statements=True)
+    cur = conn.cursor()
+    cur.execute(f'SELECT secret FROM iceberg."{bobs_space["sb"]}".t WHERE secret > ?', params=(1,))
+    assert cur.fetchall() == [[42]]
+    entry = _entry(user_api("bob"), bobs_space["b"], cur.query_id)
+    assert entry["query"].startswith("SELECT secret FROM"), entry["query"]
