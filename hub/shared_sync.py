@@ -99,7 +99,9 @@ class SharedFolders:
                 try:
                     folder, _ = shared.ensure_folder(self.root, slug)
                     uids = shared.uids(users)
-                    if self.applied.get(slug) == uids:
+                    # Unchanged, and the folder's own ACL still says so (a spawner that granted a member while
+                    # the member was being removed is undone here, at the latest at the next periodic sync).
+                    if self.applied.get(slug) == uids and shared.current(folder) == shared.permissions(uids, True, 0):
                         continue
                     count = shared.apply(folder, uids)
                 except Exception:

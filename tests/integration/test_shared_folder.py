@@ -195,3 +195,22 @@ def test_the_acl_walk_never_follows_a_members_symlink(public_tmp, kernels):
         text=True,
     )
     assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_a_stray_grant_is_undone_at_the_next_sync(public_tmp, kernels, monkeypatch):
+    """A spawner that granted bob while bob was being removed: the service's next sync sees the folder's ACL differ
+    from the membership and walks it again (before, it compared with what it had applied itself, and bob stayed)."""
+    from agp.core.settings import Settings
+    from agp.hub import shared_sync
+
+    alice = pwd.getpwnam("agp-alice").pw_uid
+    bob = pwd.getpwnam("agp-bob").pw_uid
+    folders = shared_sync.SharedFolders(Settings(servers_dir=public_tmp, server_os_users=True))
+    assert folders.active
+    monkeypatch.setattr(shared_sync, "access", lambda db, hub: {"w": {"alice": True}})
+    assert folders.sync(None, None) == ["w"]
+    assert folders.sync(None, None) == []  # nothing changed: no walk
+    folder = public_tmp / "shared" / "w"
+    assert shared.grant(folder, bob, False)
+    assert folders.sync(None, None) == ["w"]
+    assert shared.current(folder) == {alice: 7}
