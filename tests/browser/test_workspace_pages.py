@@ -60,9 +60,15 @@ def test_admin_creates_a_workspace_and_its_member_starts_a_server(browser, hub_u
         admin.wait_for_selector("#create-form")
         # The naming rule is on the page before anything is typed, and a broken name is flagged at the field.
         assert "Workspace names are 3 to 40 characters" in admin.inner_text("#new-slug-rule")
-        for bad, why in (("Grid_Ops", "is not."), ("select", "is reserved."), ("ab", "has 2 characters.")):
+        for bad, why in (
+            ("Grid_Ops", "Use lowercase letters only."),
+            ("grid_ops", '"_" is not allowed: letters a-z, digits and hyphens only.'),
+            ("grid--ops", "Use single hyphens between letters or digits."),
+            ("select", '"select" is a reserved word; choose another name.'),
+            ("ab", "Too short: 2 characters, at least 3."),
+        ):
             admin.fill("#new-slug", bad)
-            assert admin.inner_text("#new-slug-error").endswith(why), bad
+            assert admin.inner_text("#new-slug-error") == why, bad
         admin.click("#create-button")  # refused in the browser: nothing is sent
         admin.screenshot(path=str(tmp_path / "admin-workspaces-bad-name.png"), full_page=True)
         assert admin.url.endswith("/services/workspaces/")
