@@ -20,13 +20,14 @@ def test_install_writes_the_spec_where_jupyter_looks(tmp_path):
 
 
 def test_the_extension_outside_a_workspace_server_keeps_the_shell_usable(monkeypatch, capsys):
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
     from agp import kernels
 
     for var in ("AGP_WORKSPACE_SERVICE_URL", "JUPYTERHUB_API_TOKEN", "AGP_WORKSPACE"):
         monkeypatch.delenv(var, raising=False)
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # one shell per process: the first call makes it
     kernels.load_ipython_extension(ip)
     result = ip.run_cell("%sql SELECT 1")
     assert result.error_in_exec is not None, "%sql says why it cannot run"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from agp.kernels import messages
@@ -162,3 +164,52 @@ def test_a_long_expression_is_cut():
     statement = "SELECT " + " + ".join(f"column_number_{i}" for i in range(20)) + " FROM t"
     [name] = readable_names(statement, ["_col0"])
     assert len(name) == 80 and name.endswith("…") and name.startswith("column_number_0 + ")
+
+
+def test_the_sql_magic_shows_an_interrupt_and_its_errors_as_short_lines(monkeypatch, capsys):
+    """The kernel's wrapper of jupysql's magic (agp.kernels.sql.wrap_magic) around a stand-in for jupysql: what the
+    cell shows, and that the cell ends in error (IPython's run_cell result)."""
+    from IPython import get_ipython
+    from IPython.core.error import UsageError
+    from IPython.testing.globalipapp import start_ipython
+
+    from agp.kernels import sql as agp_sql
+    from agp.kernels.credentials import BrokerClient
+
+    ip = start_ipython() or get_ipython()  # one shell per process: the first call makes it
+    saved = {kind: dict(ip.magics_manager.magics[kind]) for kind in ("line", "cell")}
+
+    def jupysql(line="", cell=None, local_ns=None):
+        if "slow" in line:
+            raise KeyboardInterrupt
+        if "usage" in line:
+            raise UsageError("Unrecognized argument --x")
+        raise ValueError("boom\nsecond line")
+
+    monkeypatch.setattr(agp_sql, "connect", lambda broker: None)
+    monkeypatch.setattr(agp_sql.TRACKER, "cancel_running", lambda: ["20261202_1_a"])
+    monkeypatch.setitem(os.environ, "AGP_WORKSPACE_SERVICE_URL", "http://hub:8000/services/workspaces")
+    monkeypatch.setitem(os.environ, "AGP_WORKSPACE", "demo")
+    monkeypatch.delitem(os.environ, "AGP_PUBLIC_URL", raising=False)
+    try:
+        ip.register_magic_function(jupysql, magic_kind="line_cell", magic_name="sql")
+        agp_sql.wrap_magic(ip, BrokerClient("http://hub:8000/services/workspaces", "t", "demo"), "sql")
+        capsys.readouterr()
+        shown = {}
+        for line in ("slow", "usage", "other"):
+            result = ip.run_cell(f"%sql {line}")
+            assert result.error_in_exec is not None, "the cell ends in error"
+            out = capsys.readouterr()
+            shown[line] = (type(result.error_in_exec).__name__, out.out + out.err)
+    finally:
+        for kind, magics in saved.items():
+            ip.magics_manager.magics[kind].clear()
+            ip.magics_manager.magics[kind].update(magics)
+    assert shown == {
+        "slow": (
+            "QueryInterrupted",
+            "Cancelled in Trino: query 20261202_1_a · http://hub:8000/services/workspaces/w/demo/queries/20261202_1_a\n",
+        ),
+        "usage": ("SqlError", "Unrecognized argument --x\n"),
+        "other": ("SqlError", "ValueError: boom\n"),
+    }
