@@ -214,3 +214,36 @@ def test_a_stray_grant_is_undone_at_the_next_sync(public_tmp, kernels, monkeypat
     assert shared.grant(folder, bob, False)
     assert folders.sync(None, None) == ["w"]
     assert shared.current(folder) == {alice: 7}
+
+
+def test_the_spawner_grants_its_user_and_links_shared_as_that_user(public_tmp):
+    """The local spawner's own steps, as the hub runs them for bob (a viewer): his account, his entry in the
+    folder's ACL (its first grant), and in the child that becomes bob, the ``shared`` link in his workspace folder."""
+    import asyncio
+    import types
+
+    from agp.core.names import WorkspaceNames
+    from agp.spawner.local import WorkspaceLocalSpawner
+
+    sp = WorkspaceLocalSpawner(shared_root=str(public_tmp / "shared"), home_root=str(public_tmp), run_as_os_users=True)
+    sp.user = types.SimpleNamespace(name="bob")
+    sp.workspace_names, sp.shared_writable = WorkspaceNames("www"), False
+    sp.notebook_dir = str(public_tmp / "agp-bob" / "workspaces" / "www")
+    asyncio.run(sp._prepare_account())
+    sp._prepare_shared()
+    folder = public_tmp / "shared" / "www"
+    assert shared.current(folder) == {sp.account.uid: 5}
+    assert sp.workspace_environment["AGP_SHARED_DIR"] == str(folder)
+
+    preexec = sp.make_preexec_fn("bob")
+    pid = os.fork()
+    if pid == 0:  # the server's child: becomes bob, makes its folders and the link
+        try:
+            preexec()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] == 0
+    link = Path(sp.notebook_dir) / "shared"
+    assert os.readlink(link) == str(folder)
+    assert os.lstat(link).st_uid == sp.account.uid  # made by bob, in bob's folder
