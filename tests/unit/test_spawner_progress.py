@@ -47,3 +47,36 @@ def test_progress_before_any_start_waits_instead_of_failing():
         return False
 
     assert asyncio.run(scenario()), "no phase yet: the generator waits for one"
+
+
+def test_jupyterhub_reads_the_phases_of_a_start_until_it_returns():
+    """As the hub's progress API does: iterate_until(spawn future, _generate_progress()), which ends the stream
+    when start() returns (the generator itself never ends)."""
+    from jupyterhub.utils import iterate_until
+
+    async def scenario() -> list[str]:
+        spawner = WorkspaceLocalSpawner()
+        spawner._phases, spawner._phase_added = [], asyncio.Event()
+        spawner._spawn_pending = True
+        release = asyncio.Event()
+
+        async def start() -> None:  # the phases start() reports, with a pause the reader waits through
+            spawner._phase(5, "Checking your membership of workspace demo")
+            await release.wait()
+            spawner._phase(50, "Server process started (pid 42)")
+            spawner._phase(60, "Waiting for JupyterLab to answer")
+
+        spawn = asyncio.ensure_future(start())
+        seen: list[str] = []
+        async for event in iterate_until(spawn, spawner._generate_progress()):
+            seen.append(event["message"])
+            if len(seen) == 2:
+                release.set()
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == [
+        "Server requested",
+        "Checking your membership of workspace demo",
+        "Server process started (pid 42)",
+        "Waiting for JupyterLab to answer",
+    ]
