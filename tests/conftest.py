@@ -26,6 +26,7 @@ Integration tests are marked ``integration``; when one fails, the tail of each l
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import time
 import uuid
@@ -264,6 +265,10 @@ def remove_workspace(settings: Settings, slug: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(Workspace).where(Workspace.slug == slug))
     engine.dispose()
+    from agp.hub.shared_sync import shared_root
+
+    shutil.rmtree(shared_root(settings) / slug, ignore_errors=True)  # its shared folder, as the service made it
+    (shared_root(settings) / f".{slug}.lock").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
