@@ -127,13 +127,25 @@ def archive(ctx, slug) -> None:
 
 
 @workspace.command()
+@click.argument("slug")
+@click.pass_context
+def unarchive(ctx, slug) -> None:
+    """Bring an archived workspace back: servers may start in it again."""
+    _show(ctx, ctx.obj["client"].call("POST", f"/workspaces/{slug}/unarchive"))
+
+
+@workspace.command()
 @click.argument("slug", required=False)
 @click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0, show_default=True, help="events to skip, newest first")
+@click.option("--action", help="actions that start with this (member. finds every member change)")
+@click.option("--actor", help="who acted")
 @click.pass_context
-def audit(ctx, slug, limit) -> None:
+def audit(ctx, slug, limit, offset, action, actor) -> None:
     """The audit log: of one workspace, or all of it (admins)."""
     path = f"/workspaces/{slug}/audit" if slug else "/audit"
-    events = ctx.obj["client"].call("GET", path, params={"limit": limit})
+    params = {"limit": limit, "offset": offset, "action": action, "actor": actor}
+    events = ctx.obj["client"].call("GET", path, params={k: v for k, v in params.items() if v})
     if ctx.obj["json"]:
         click.echo(json.dumps(events, indent=2))
         return

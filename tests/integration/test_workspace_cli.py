@@ -46,3 +46,17 @@ def test_cli_errors_are_one_sentence(admin_api):
     assert out.returncode == 1
     assert out.stderr.startswith("Error: Workspace names are 3 to 40 characters")
     assert "Traceback" not in out.stderr
+
+
+def test_cli_unarchives_and_filters_the_audit(admin_api, new_workspace):
+    token = admin_api.http.headers["Authorization"].split()[1]
+    slug = new_workspace()["slug"]
+    assert agp("archive", slug, token=token).returncode == 0
+    out = agp("--json", "unarchive", slug, token=token)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] == "ready"
+    out = agp("--json", "audit", slug, "--action", "workspace.", "--limit", "2", token=token)
+    assert out.returncode == 0, out.stderr
+    assert [e["action"] for e in json.loads(out.stdout)] == ["workspace.unarchive", "workspace.archive"]
+    out = agp("unarchive", slug, token=token)
+    assert out.returncode == 1 and out.stderr.startswith("Error: Workspace")
