@@ -78,6 +78,13 @@ def test_servers_offer_only_the_antigravity_kernel_unless_the_admin_wants_the_pl
     assert kernel_list_args() == ["--KernelSpecManager.allowed_kernelspecs=agp"]
     assert kernel_list_args(plain_python_kernel=True) == []
     assert WorkspaceLocalSpawner().plain_python_kernel is False
+    # Every spawner's server gets the argument: none of them builds its arguments past the workspace mixin.
+    from agp.spawner.docker import WorkspaceDockerSpawner
+    from agp.spawner.kube import WorkspaceKubeSpawner
+    from agp.spawner.local import WorkspaceMixin
+
+    for spawner in (WorkspaceLocalSpawner, WorkspaceKubeSpawner, WorkspaceDockerSpawner):
+        assert spawner.get_args is WorkspaceMixin.get_args, spawner
     # What jupyter_server makes of the argument: its kernel spec manager lists the Antigravity kernel only.
     app = ServerApp()
     app.parse_command_line(kernel_list_args())
