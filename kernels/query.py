@@ -69,6 +69,13 @@ class ProgressBar:
             self.bar.bar_style = "success"
         self.label.value = f"<code>Trino {_escape(text)}</code>"
 
+    def close(self) -> None:
+        """Take the bar away (a cancelled query's cell says it in one line instead)."""
+        for widget in (self.box, self.bar, self.label):
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+                if part is not None:
+                    part.close()
+
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -130,7 +137,7 @@ class Tracker:
         return [c for c in list(self.cursors) if _unfinished(c)]
 
     def cancel_running(self) -> list[str]:
-        """Cancel every tracked query Trino still runs; returns their ids."""
+        """Cancel every tracked query Trino still runs, and take their progress bars away; returns their ids."""
         cancelled = []
         for cursor in self.running():
             query = cursor._query
@@ -142,7 +149,10 @@ class Tracker:
             cancelled.append(query.query_id)
             bar = self._bars.pop(query.query_id, (None, 0))[0]
             if bar is not None:
-                bar.update(dict(query.stats), cancelled=True)
+                try:
+                    bar.close()
+                except Exception:  # the display is a courtesy
+                    log.debug("could not close the progress bar", exc_info=True)
             log.info("cancelled Trino query %s", query.query_id)
         return cancelled
 

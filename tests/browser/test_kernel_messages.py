@@ -75,6 +75,7 @@ def test_a_syntax_error_points_at_the_word_and_an_interrupted_query_is_one_line(
     [line] = [line for line in error.inner_text().splitlines() if line.strip()]
     match = re.fullmatch(r"Cancelled in Trino: query (\S+) · (\S+)", line)
     assert match and match.group(2) == f"{hub_url}/services/workspaces/w/demo/queries/{match.group(1)}", line
+    assert "Trino running" not in second.inner_text(), "the progress bar went with the query"
     link = error.locator("a")
     assert link.get_attribute("href") == match.group(2), "JupyterLab makes the history entry a link"
     # The cell ended in error: JupyterLab shows no execution count of a successful run, and Run all stops there.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kernelclient import gather, workspace_kernel
+from kernelclient import WIDGET, gather, workspace_kernel
 
 pytestmark = pytest.mark.integration
 
@@ -191,6 +191,14 @@ def test_an_interrupted_query_is_one_line_with_its_history_link_and_is_cancelled
     ]
     shown = [v for v in labels if isinstance(v, str) and "Trino running" in v]
     assert shown and "rows" in shown[-1] and query_id in shown[-1], labels[-5:]
+    opened = {m["content"]["comm_id"] for m in messages if m["header"]["msg_type"] == "comm_open"}
+    closed = {m["content"]["comm_id"] for m in messages if m["header"]["msg_type"] == "comm_close"}
+    [bar] = [
+        m["content"]["data"][WIDGET]["model_id"]
+        for m in messages
+        if m["header"]["msg_type"] == "display_data" and WIDGET in m["content"]["data"]
+    ]
+    assert opened and opened <= closed and bar in closed, "the progress bar is taken away: the line says it all"
 
     with clients.trino_connect(settings) as conn:
         cur = conn.cursor()

@@ -31,9 +31,13 @@ def test_progress_uses_trinos_percentage_then_splits():
 class Bar:
     def __init__(self):
         self.updates = []
+        self.closed = False
 
     def update(self, stats, cancelled=False):
         self.updates.append((stats["state"], cancelled))
+
+    def close(self):
+        self.closed = True
 
 
 class Clock:
@@ -80,13 +84,16 @@ class Cursor:
         self._query.cancelled = True
 
 
-def test_cancel_running_cancels_only_unfinished_queries():
-    tracker = query.Tracker(make_bar=None)
+def test_cancel_running_cancels_only_unfinished_queries_and_takes_their_bars_away():
+    bars = []
+    tracker = query.Tracker(make_bar=lambda: bars.append(Bar()) or bars[-1])
     running, done = Cursor(Query("running")), Cursor(Query("done", finished=True))
     tracker.watch(running)
     tracker.watch(done)
+    tracker.callback({"queryId": "running", "state": "RUNNING", "elapsedTimeMillis": 5000})
     assert tracker.cancel_running() == ["running"]
     assert running._query.cancelled and not done._query.cancelled
+    assert [b.closed for b in bars] == [True], "the cell's one line says it; no cancelled bar above it"
     assert tracker.cancel_running() == []
 
 
