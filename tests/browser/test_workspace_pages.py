@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import remove_workspace
 
+from agp.core import clients
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -130,7 +132,7 @@ def page_ws(new_workspace, admin_api) -> str:
 
 
 def test_the_workspace_page_changes_a_role_after_confirmation_and_refuses_an_unknown_user(
-    browser, hub_url, settings, admin_api, page_ws
+    browser, hub_url, settings, admin_api, page_ws, lab
 ):
     slug = page_ws
     page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
@@ -212,8 +214,24 @@ def test_the_workspace_page_changes_a_role_after_confirmation_and_refuses_an_unk
     page.click("#confirm-ok")
     page.wait_for_selector("#ws-state:text-is('ready')")
     assert admin_api("GET", f"/workspaces/{slug}").json()["state"] == "ready"
+    # A query alice just ran in the workspace reaches its history, found by its text, linked to its entry.
+    marker = f"page_marker_{uuid.uuid4().hex[:8]}"
+    with clients.trino_connect(settings, user="alice", schema=slug.replace("-", "_")) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT 42 AS {marker}")
+        cur.fetchall()
     page.click("#tab-queries-btn")
-    page.wait_for_selector("#queries tbody tr, #queries-unavailable:not(.d-none)")
+    page.fill("#queries-filter input[name=q]", marker)
+    entry = page.locator("#queries tr.query", has_text=marker)
+    for _ in range(60):  # Trino's event listener posts when the query completes; look again until it is in
+        page.click("#queries-filter button[type=submit]")
+        page.wait_for_selector("#queries tbody tr")
+        if entry.count():
+            break
+        page.wait_for_timeout(1000)
+    assert page.locator("#queries-unavailable").is_hidden()
+    assert entry.count() == 1 and "alice" in entry.inner_text() and "FINISHED" in entry.inner_text()
+    assert f"/services/workspaces/w/{slug}/queries/" in entry.locator("a").get_attribute("href")
     shoot(page, "workspace-6-queries")
     page.click("#tab-quotas-btn")
     shoot(page, "workspace-7-quotas")
