@@ -17,7 +17,7 @@ limit     a whole number from 1 to 200 (default 50)                  ``limit``
 offset    a whole number from 0                                      ``offset``
 ========  =========================================================  =====================================
 
-Anything else is refused with one sentence (HTTP 400).
+Anything else (but JupyterLab's cache-busting bare number) is refused with one sentence (HTTP 400).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def _when(value: str, key: str) -> str:
 
 def queries_query(arguments: dict[str, str], me: str) -> dict[str, str]:
     """The service's query from the browser's (pure), or :class:`Refused` naming what is wrong."""
+    # JupyterLab's ServerConnection adds a bare number to each GET (``?1796229719439``) so no cache answers it.
+    arguments = {k: v for k, v in arguments.items() if not (k.isdigit() and not v)}
     unknown = set(arguments) - KNOWN
     if unknown:
         raise Refused(f"Unknown filter(s): {', '.join(sorted(unknown))}; the filters are {', '.join(sorted(KNOWN))}.")

@@ -47,21 +47,25 @@ def alice_lab(browser, hub_url, settings, user_api):  # noqa: F811
     """Alice's JupyterLab in the demo workspace, with a new notebook on the Antigravity kernel, idle."""
     alice_api = user_api("alice")
     page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
-    keycloak_login(page, hub_url, "alice", settings.credentials.demo_password.get_secret_value())
-    page.goto(f"{hub_url}/hub/spawn/alice/demo")
-    page.wait_for_url(f"{hub_url}/user/alice/demo/lab*", timeout=120_000)
-    page.goto(f"{hub_url}/user/alice/demo/lab?reset")
-    page.locator('.jp-LauncherCard[title="Python 3 (Antigravity)"]').first.click(timeout=60_000)
-    page.wait_for_selector(f"{VISIBLE_CELLS} .cm-content", timeout=60_000)
-    page.wait_for_selector(".jp-StatusBar-Widget :text('Python 3 (Antigravity) | Idle')", timeout=120_000)
+    contents = f"{hub_url}/user/alice/demo/api/contents"
+    before: set[str] = set()
     try:
+        keycloak_login(page, hub_url, "alice", settings.credentials.demo_password.get_secret_value())
+        page.goto(f"{hub_url}/hub/spawn/alice/demo")
+        page.wait_for_url(f"{hub_url}/user/alice/demo/lab*", timeout=120_000)
+        before = {f["path"] for f in alice_api.http.get(contents, timeout=30).json()["content"]}
+        page.goto(f"{hub_url}/user/alice/demo/lab?reset")
+        page.locator('.jp-LauncherCard[title="Python 3 (Antigravity)"]').first.click(timeout=60_000)
+        page.wait_for_selector(f"{VISIBLE_CELLS} .cm-content", timeout=60_000)
+        page.wait_for_selector(".jp-StatusBar-Widget :text('Python 3 (Antigravity) | Idle')", timeout=120_000)
         yield page
     finally:
         shoot(page, "last")
-        if "/lab/tree/" in page.url:
-            name = page.url.split("/lab/tree/", 1)[1].split("?")[0]
-            alice_api.http.delete(f"{hub_url}/user/alice/demo/api/contents/{name}", timeout=30)
         page.context.close()
+        if before:  # the notebook the launcher made
+            for f in alice_api.http.get(contents, timeout=30).json()["content"]:
+                if f["path"] not in before and f["path"].startswith("Untitled"):
+                    alice_api.http.delete(f"{contents}/{f['path']}", timeout=30)
         alice_api.hub("DELETE", "/users/alice/servers/demo")
 
 
@@ -105,7 +109,7 @@ def test_the_identity_bar_shows_workspace_and_role_and_switches(alice_lab, hub_u
         admin_api.hub("DELETE", f"/users/alice/servers/{ws['slug']}")
 
 
-def test_catalog_panel_drag_and_insert_select(alice_lab):
+def test_catalog_panel_drag_and_insert_select(alice_lab, trino_conn):
     page = alice_lab
     page.locator(".jp-SideBar .lm-TabBar-tab[data-id='agp-catalog-panel']").click()
     panel = page.locator("#agp-catalog-panel")
@@ -155,12 +159,26 @@ def test_catalog_panel_drag_and_insert_select(alice_lab):
     page.wait_for_function(f"() => document.querySelectorAll('{VISIBLE_CELLS}').length >= 2", timeout=10_000)
     assert cell_text(page, 1).replace("\u200b", "") == "%%sql\nSELECT *\nFROM demo.meter_readings\nLIMIT 100"
     page.keyboard.press("Shift+Enter")
-    output = page.locator(VISIBLE_CELLS).nth(1).locator(".jp-OutputArea-output")
-    output.first.wait_for(timeout=120_000)
-    page.wait_for_function(
-        "(el) => /city|Bern|Oslo/.test(el.textContent)", arg=output.first.element_handle(), timeout=120_000
-    )
+    page.locator(VISIBLE_CELLS).nth(1).locator(".jp-OutputArea-output", has_text="Bern").first.wait_for(timeout=120_000)
     shoot(page, "5-insert-select")
+
+    # A table made in a cell appears in the panel without a click on refresh, and goes when dropped.
+    made = f"wb_{uuid.uuid4().hex[:6]}"
+    cells = page.locator(VISIBLE_CELLS)
+    try:
+        for sql in (f"%sql CREATE TABLE demo.{made} AS SELECT 1 AS a", f"%sql DROP TABLE demo.{made}"):
+            cell = cells.nth(cells.count() - 1)  # the empty cell Shift+Enter left below
+            cell.locator(".cm-content").click()
+            page.keyboard.type(sql)
+            page.keyboard.press("Shift+Enter")
+            item = panel.locator(f'li.agp-catalog-table[data-table="demo.{made}"]')
+            if "CREATE" in sql:
+                item.wait_for(timeout=120_000)
+                shoot(page, "5b-after-create")
+            else:
+                item.wait_for(state="detached", timeout=120_000)
+    finally:
+        trino_conn.cursor().execute(f"DROP TABLE IF EXISTS iceberg.demo.{made}")
 
 
 def test_the_history_shows_a_query_just_run(alice_lab, user_api):
@@ -168,15 +186,15 @@ def test_the_history_shows_a_query_just_run(alice_lab, user_api):
         pytest.skip("the workspace service has no query history yet (hub/history)")
     page = alice_lab
     marker = f"history-{uuid.uuid4().hex[:8]}"
-    last = page.locator(VISIBLE_CELLS).last
-    last.locator(".cm-content").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("b")  # a new cell below
-    new = page.locator(VISIBLE_CELLS).last
+    cells = page.locator(VISIBLE_CELLS)
+    page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar [data-command='notebook:insert-cell-below']"
+    ).click()
+    new = cells.nth(cells.count() - 1)
     new.locator(".cm-content").click()
     page.keyboard.type(f"%sql SELECT '{marker}' AS marker")
     page.keyboard.press("Shift+Enter")
-    new.locator(".jp-OutputArea-output", has_text=marker).wait_for(timeout=120_000)
+    new.locator(".jp-OutputArea-output", has_text=marker).first.wait_for(timeout=120_000)
 
     page.locator(".jp-SideBar .lm-TabBar-tab[data-id='agp-history-panel']").click()
     panel = page.locator("#agp-history-panel")
@@ -189,6 +207,7 @@ def test_the_history_shows_a_query_just_run(alice_lab, user_api):
     entry.wait_for(timeout=5_000)
     assert "alice" in entry.locator(".agp-history-meta").inner_text()
     assert entry.locator(".agp-history-state").inner_text() == "finished"
+    assert entry.locator("a.agp-history-page").get_attribute("href").startswith("/services/workspaces/w/demo/queries/")
     shoot(page, "6-history")
 
     cells = page.locator(VISIBLE_CELLS).count()
@@ -196,5 +215,5 @@ def test_the_history_shows_a_query_just_run(alice_lab, user_api):
     page.wait_for_function(f"() => document.querySelectorAll('{VISIBLE_CELLS}').length > {cells}", timeout=10_000)
     rerun = page.locator(VISIBLE_CELLS).nth(cells)
     assert marker in rerun.locator(".cm-content").inner_text()
-    rerun.locator(".jp-OutputArea-output", has_text=marker).wait_for(timeout=120_000)
+    rerun.locator(".jp-OutputArea-output", has_text=marker).first.wait_for(timeout=120_000)
     shoot(page, "7-rerun")

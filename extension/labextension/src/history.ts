@@ -43,6 +43,7 @@ export interface IQuery {
   tables_read: string[] | null;
   tables_written: string[] | null;
   source: string | null;
+  page_url?: string | null;
 }
 
 const PAGE = 25;
@@ -210,6 +211,14 @@ export class HistoryPanel extends Widget {
     rerun.title = 'A new %%sql cell below the active one, with this query, run';
     rerun.addEventListener('click', () => this.actions.open(cellSql(q.query), true));
     actions.append(open, rerun);
+    if (q.page_url && q.page_url.startsWith('/')) {
+      const link = el('a', 'agp-history-page', 'Details ↗');
+      link.href = q.page_url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.title = "The query's entry in the workspace's history: full text, tables, times";
+      actions.append(link);
+    }
     li.append(actions);
     return li;
   }
