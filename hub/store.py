@@ -68,6 +68,19 @@ def managed(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
     return ws
 
 
+def _members_locked(db: Session, caller: Caller, slug: str, action: str) -> Workspace:
+    """:func:`managed`, then the workspace's row locked and its members read again under the lock: member changes
+    of one workspace run one after the other, so the last-owner rule counts the owners as they are (two owners
+    demoting each other at once left none)."""
+    ws = managed(db, caller, slug, action)
+    db.execute(select(Workspace.id).where(Workspace.id == ws.id).with_for_update())
+    db.refresh(ws, attribute_names=["members"])
+    if not can_manage(ws, caller):  # demoted by the change we waited for
+        db.rollback()
+        return managed(db, caller, slug, action)
+    return ws
+
+
 def member_role(db: Session, caller: Caller, slug: str) -> tuple[Workspace, Role]:
     """The workspace and the caller's role in it, for the broker: members of a ready workspace only. A missing
     workspace gets the same answer as someone else's: the broker tells no one which names exist."""
@@ -230,7 +243,7 @@ def set_member(
 ) -> Workspace:
     """Add a member or change a member's role. A new member must be a user ``known_user`` knows; the last owner
     stays an owner."""
-    ws = managed(db, caller, slug, "member.set")
+    ws = _members_locked(db, caller, slug, "member.set")
     try:
         validate_username(username)
         role_ = Role(role)
@@ -241,7 +254,7 @@ def set_member(
     previous = Role(member.role) if member is not None else None
     if member is None:
         if known_user is not None and not known_user(username):
-            audit(db, caller, "member.set", slug, "refused", username=username, reason="unknown user")
+            audit(db, caller, "member.set", slug, "refused", username=username, role=role_.value, reason="unknown user")
             db.commit()
             raise Refused(
                 422, f"There is no user {username!r} on the platform; a user appears here after their first login."
@@ -261,7 +274,7 @@ def set_member(
 
 
 def remove_member(db: Session, caller: Caller, slug: str, username: str) -> Workspace:
-    ws = managed(db, caller, slug, "member.remove")
+    ws = _members_locked(db, caller, slug, "member.remove")
     member = next((m for m in ws.members if m.username == username), None)
     if member is None:
         raise Refused(404, f"{username[:64]!r} is not a member of {slug!r}.")

@@ -78,7 +78,7 @@ def test_only_users_the_platform_knows_become_members(ws, admin_api, keycloak_ad
     )
     assert ghost not in {m["username"] for m in admin_api("GET", f"/workspaces/{ws}").json()["members"]}
     events, _ = audit(admin_api, ws, outcome="refused")
-    assert events[0]["detail"] == {"username": ghost, "reason": "unknown user"}
+    assert events[0]["detail"] == {"username": ghost, "role": "editor", "reason": "unknown user"}
     # Keycloak's service account is a user to Keycloak, never a member
     r = admin_api("PUT", f"/workspaces/{ws}/members/service-account-agp-services", json={"role": "viewer"})
     assert r.status_code == 422, r.text
