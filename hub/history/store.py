@@ -74,6 +74,8 @@ class Filters:
 
 
 def _filtered(query, f: Filters):
+    if len(f.q or "") > 1000 or len(f.user or "") > 255 or len(f.state or "") > 16:
+        raise Refused(422, "A filter is at most 1000 characters (text), 255 (user) or 16 (state).")
     if f.user:
         query = query.where(QueryEntry.user == f.user)
     if f.state:
