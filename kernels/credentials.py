@@ -55,13 +55,7 @@ class BrokerClient:
                 f"The workspace service at {self.service_url} does not answer ({type(e).__name__})."
             ) from e
         if r.status_code != 200:
-            try:
-                detail = r.json().get("detail")
-            except ValueError:
-                detail = r.text[:200]
-            raise BrokerError(
-                f"No {kind} credentials for workspace {self.workspace!r}: {detail} (HTTP {r.status_code})"
-            )
+            raise BrokerError(refusal(kind, self.workspace, r.status_code, r.headers.get("Content-Type", ""), r.text))
         cred = r.json()[kind]
         with self._lock:
             self._cache[kind] = cred
@@ -92,6 +86,26 @@ class BrokerClient:
         if not path.exists() or path.read_text() != pem:
             path.write_text(pem)
         return path
+
+
+def refusal(kind: str, workspace: str, status: int, content_type: str, body: str) -> str:
+    """The sentence for a credential request the service refused (pure): its JSON ``detail``; for a page that is
+    not JSON (the hub's proxy while the service restarts), what the status means, never the page itself."""
+    detail = None
+    if "json" in content_type:
+        try:
+            import json
+
+            answer = json.loads(body)
+            detail = answer.get("detail") if isinstance(answer, dict) else None
+        except ValueError:
+            detail = None
+    if detail is None and status in (502, 503, 504):
+        return (
+            f"The workspace service is not available right now (HTTP {status}); "
+            "no credentials were issued. Try again in a moment."
+        )
+    return f"No {kind} credentials for workspace {workspace!r}: {detail or 'refused'} (HTTP {status})"
 
 
 def _broker(broker: BrokerClient | None) -> BrokerClient:

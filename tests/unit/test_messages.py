@@ -213,3 +213,17 @@ def test_the_sql_magic_shows_an_interrupt_and_its_errors_as_short_lines(monkeypa
         "usage": ("SqlError", "Unrecognized argument --x\n"),
         "other": ("SqlError", "ValueError: boom\n"),
     }
+
+
+def test_a_refused_credential_request_is_a_sentence_never_the_proxys_page():
+    from agp.kernels.credentials import refusal
+
+    page = "<!DOCTYPE HTML>\n<html lang='en'><head><title>Antigravity</title>"
+    assert refusal("trino", "demo", 503, "text/html", page) == (
+        "The workspace service is not available right now (HTTP 503); no credentials were issued. "
+        "Try again in a moment."
+    )
+    assert refusal("s3", "demo", 403, "application/json", '{"detail": "You are not a member of demo."}') == (
+        "No s3 credentials for workspace 'demo': You are not a member of demo. (HTTP 403)"
+    )
+    assert refusal("s3", "demo", 500, "text/html", page) == "No s3 credentials for workspace 'demo': refused (HTTP 500)"
