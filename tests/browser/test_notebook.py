@@ -37,7 +37,7 @@ def test_a_new_notebook_queries_trino_and_browses_the_catalog(browser, hub_url, 
         run_cell(page, "%sql SELECT city, count(*) AS readings FROM meter_readings GROUP BY city ORDER BY city", 0)
         # A slow first query also shows Trino's progress bar above the table.
         output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(0).locator(".jp-OutputArea")
-        output.locator(".jp-OutputArea-output table").wait_for(timeout=120_000)
+        output.locator(".agp-ResultGrid .ag-row").first.wait_for(timeout=120_000)  # the result grid (results.ts)
         text = output.inner_text()
         assert "Bern" in text and "Oslo" in text and "readings" in text, text
 

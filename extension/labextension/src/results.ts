@@ -224,8 +224,10 @@ function columnDefs(columns: IColumn[]): AG.ColDef[] {
     comparator: compare(c.kind),
     type: c.kind === 'number' ? 'rightAligned' : undefined,
     cellDataType: false, // values are shown as the kernel sent them, never inferred
-    valueFormatter: (p: AG.ValueFormatterParams) => (p.value === null || p.value === undefined ? 'NULL' : String(p.value)),
-    cellClassRules: { 'agp-ResultGrid-null': (p: AG.CellClassParams) => p.value === null }
+    // A row of the infinite model still loading has no data yet: blank, not NULL.
+    valueFormatter: (p: AG.ValueFormatterParams) =>
+      !p.data ? '' : p.value === null || p.value === undefined ? 'NULL' : String(p.value),
+    cellClassRules: { 'agp-ResultGrid-null': (p: AG.CellClassParams) => !!p.data && p.value === null }
   }));
 }
 
@@ -372,7 +374,7 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
       {
         theme: theme(ag),
         columnDefs: columnDefs(t.columns),
-        defaultColDef: { sortable: true, resizable: true, floatingFilter: true, minWidth: 80 },
+        defaultColDef: { sortable: true, resizable: true, floatingFilter: true, minWidth: 110 },
         rowData: asObjects(t.rows),
         rowSelection: { mode: 'multiRow', checkboxes: false, headerCheckbox: false, enableClickSelection: true },
         onCellKeyDown: e => this.copyCell(e as AG.CellKeyDownEvent),
@@ -389,7 +391,8 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
           ag.RowSelectionModule,
           ag.CellStyleModule,
           ag.TooltipModule,
-          ag.ColumnAutoSizeModule
+          ag.ColumnAutoSizeModule,
+          ag.ColumnApiModule // getColumnState: the sort a download or chart follows
         ]
       }
     );
@@ -448,7 +451,7 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
       {
         theme: theme(ag),
         columnDefs: columnDefs(t.columns),
-        defaultColDef: { sortable: true, resizable: true, floatingFilter: true, minWidth: 80 },
+        defaultColDef: { sortable: true, resizable: true, floatingFilter: true, minWidth: 110 },
         rowModelType: 'infinite',
         datasource,
         cacheBlockSize: BLOCK,
@@ -467,7 +470,8 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
           ag.RowSelectionModule,
           ag.CellStyleModule,
           ag.TooltipModule,
-          ag.ColumnAutoSizeModule
+          ag.ColumnAutoSizeModule,
+          ag.ColumnApiModule // getColumnState: the sort a download or chart follows
         ]
       }
     );
@@ -721,7 +725,7 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
     caption.textContent = note;
     const full: JSONObject = {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      width: 'container',
+      width: Math.max(300, Math.min(900, this.chartPanel.clientWidth - 80)), // 'container' measures 0 here
       height: 260,
       background: 'transparent',
       ...spec
