@@ -14,7 +14,7 @@ from agp.core import names
 from agp.core.permissions import Caller, can_manage
 
 from .. import store
-from .schemas import WorkspaceOut
+from .schemas import Quotas, WorkspaceOut
 from .users import UserDirectory
 
 
@@ -30,6 +30,15 @@ def naming_rules() -> dict:
         "slug_max": names.MAX_LENGTH,
         "reserved": sorted(names.RESERVED),
     }
+
+
+def quota_limits() -> dict[str, dict]:
+    """Each quota's bounds as the API's schema declares them (``gt``/``ge``/``le``), for the form to state them."""
+    out = {}
+    for name, field in Quotas.model_fields.items():
+        bounds = {k: getattr(m, k) for m in field.metadata for k in ("gt", "ge", "le") if hasattr(m, k)}
+        out[name] = {"min": bounds.get("ge", bounds.get("gt", 0)), "above": "gt" in bounds, "max": bounds.get("le")}
+    return out
 
 
 def router(
@@ -68,6 +77,7 @@ def router(
             ws=WorkspaceOut.of(ws, who).model_dump(mode="json"),
             manages=can_manage(ws, who),
             rules=naming_rules(),
+            limits=quota_limits(),
         )
 
     return r
