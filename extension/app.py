@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, TraitError, Unicode, validate
+from traitlets import Bool, Float, TraitError, Unicode, validate
 
 from . import history, identity, jobs
 from .handlers import Backend, handlers
@@ -12,6 +12,12 @@ from .handlers import Backend, handlers
 class AgpExtension(ExtensionApp):
     name = "agp"
     catalog_ttl = Float(30.0, config=True, help="Seconds a catalog answer is cached in this server.")
+    catalog_warm_up = Bool(
+        True,
+        config=True,
+        help="Load the catalog and cache the namespaces and the workspace's tables when the server starts, in a "
+        "thread, so the Catalog panel opens at once; False loads them when first asked.",
+    )
     jobs_timeout = Float(
         30.0,
         config=True,
@@ -36,6 +42,8 @@ class AgpExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         backend = Backend(self.catalog_ttl)
         self.settings["agp_extension"] = backend
+        if self.catalog_warm_up:
+            backend.warm_up(self.log)
         self.settings["agp_jobs"] = jobs.JobsBackend(backend.environ, self.jobs_timeout, self.job_outputs_folder)
 
     def initialize_handlers(self) -> None:

@@ -34,7 +34,7 @@ def jp_server_config(service, monkeypatch):
     monkeypatch.setenv("AGP_WORKSPACE", "finance")
     monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/")
     monkeypatch.setenv("AGP_CATALOG_NAMESPACE", "finance")
-    return {"ServerApp": {"jpserver_extensions": {"agp.extension": True}}}
+    return {"ServerApp": {"jpserver_extensions": {"agp.extension": True}}, "AgpExtension": {"catalog_warm_up": False}}
 
 
 def ws(slug: str, role: str | None, name: str | None = None, state: str = "ready") -> dict:
@@ -186,3 +186,26 @@ async def test_a_history_answer_that_is_not_a_list_is_a_502(jp_fetch, service):
     service.answer("GET", "queries", body=["not", "a", "page"])
     code, error = await _error(jp_fetch, "agp", "queries")
     assert code == 502 and "does not understand" in error["message"]
+
+
+def test_the_catalog_is_warmed_up_in_a_workspace_server_only():
+    import logging
+
+    from agp.extension.handlers import Backend
+
+    backend = Backend(ttl=60)
+    backend.environ = {"AGP_CATALOG_NAMESPACE": "finance", "AGP_WORKSPACE_SERVICE_URL": "http://service"}
+    asked = []
+    backend.namespaces = lambda: asked.append("namespaces") or ["finance", "ops"]
+    backend.tables = lambda ns: asked.append(ns) or ["readings"]
+    backend.warm_up(logging.getLogger("test")).join(timeout=30)
+    assert asked == ["namespaces", "finance"]
+    assert backend.cache.get(("tables", "finance"), lambda: ["not cached"]) == ["readings"]
+
+    failing = Backend(ttl=60)
+    failing.environ = dict(backend.environ)
+    failing.namespaces = lambda: 1 / 0
+    failing.warm_up(logging.getLogger("test")).join(timeout=30)  # logged, not raised
+    outside = Backend(ttl=60)
+    outside.environ = {}
+    assert outside.warm_up(logging.getLogger("test")) is None

@@ -24,6 +24,7 @@ interface IPage {
   items: string[];
   total: number;
   current?: string | null;
+  current_tables?: string[];
 }
 
 export interface IColumn {
@@ -121,13 +122,20 @@ export class CatalogPanel extends Widget {
         await agpJson<void>('catalog/invalidate', {}, { method: 'POST' });
         this._details.clear();
       }
-      const page = await agpJson<IPage>('catalog/namespaces', { limit: '1000' });
+      const search = this._search.value.trim();
+      const query: Record<string, string> = { limit: '1000' };
+      if (!search) {
+        query.with = 'current_tables'; // the workspace's own tables in the same answer: one round trip
+      }
+      const page = await agpJson<IPage>('catalog/namespaces', query);
       if (!this._loaded && page.current) {
         this._open.add(page.current); // the workspace's own namespace starts open
       }
-      const search = this._search.value.trim();
       const tables = new Map<string, string[]>();
-      const open = page.items.filter(ns => search || this._open.has(ns));
+      if (page.current && page.current_tables) {
+        tables.set(page.current, page.current_tables);
+      }
+      const open = page.items.filter(ns => (search || this._open.has(ns)) && !tables.has(ns));
       await Promise.all(
         open.map(async ns => {
           const query: Record<string, string> = { limit: '1000' };
