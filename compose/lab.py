@@ -559,7 +559,6 @@ class Lab:
             if changes:
                 http.put(f"{base}/{client['id']}", json={**client, **changes}, timeout=30).raise_for_status()
                 log.info("Keycloak client %s: %s", client["clientId"], changes)
-
         # Roles of service accounts the realm file names (agp-services reads the realm's users, so that the workspace
         # service adds only users who exist as members), which a realm imported by an older lab lacks.
         for account in (u for u in realm["users"] if u.get("serviceAccountClientId")):
