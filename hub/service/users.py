@@ -33,6 +33,7 @@ class KeycloakUsers:
         self.settings, self.timeout = settings, timeout
         self.url = f"{settings.url('keycloak')}/admin/realms/{quote(settings.realm, safe='')}/users"
         self._token: tuple[str, float] = ("", 0.0)
+        self._http = httpx.Client(timeout=timeout)  # one pool: a new connection per lookup cost ~100 ms here
 
     def _headers(self) -> dict[str, str]:
         token, until = self._token
@@ -43,7 +44,7 @@ class KeycloakUsers:
 
     def find(self, **params) -> list[dict]:
         try:
-            r = httpx.get(self.url, params=params, headers=self._headers(), timeout=self.timeout)
+            r = self._http.get(self.url, params=params, headers=self._headers())
             r.raise_for_status()
         except Exception as e:  # an HTTP error, or no token (requests' errors) from service_token
             log.error("Keycloak did not list users (%s): %s", params, e)
@@ -71,10 +72,11 @@ class UserDirectory:
     def __init__(self, api_url: str, token: str, keycloak: KeycloakUsers | None = None, timeout: float = 10):
         self.api_url, self.timeout, self.keycloak = api_url.rstrip("/"), timeout, keycloak
         self.headers = {"Authorization": f"token {token}"}
+        self._http = httpx.Client(timeout=timeout, headers=self.headers)
 
     def _get(self, path: str, **params) -> httpx.Response:
         try:
-            r = httpx.get(f"{self.api_url}{path}", params=params, headers=self.headers, timeout=self.timeout)
+            r = self._http.get(f"{self.api_url}{path}", params=params)
         except httpx.HTTPError as e:
             log.error("the hub did not answer %s: %s", path, e)
             raise Refused(503, UNAVAILABLE) from e
