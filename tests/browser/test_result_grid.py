@@ -14,9 +14,7 @@ from test_workspace_pages import browser, keycloak_login  # noqa: F401 (the modu
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-QUERY = (
-    "%sql SELECT x, 'n' || CAST(x % 7 AS varchar) AS name, x * 0.5 AS half FROM UNNEST(sequence(1, 5000)) AS t(x)"
-)
+QUERY = "%sql SELECT x, 'n' || CAST(x % 7 AS varchar) AS name, x * 0.5 AS half FROM UNNEST(sequence(1, 5000)) AS t(x)"
 
 
 def notebook() -> dict:
@@ -101,6 +99,18 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
         chart.locator("svg, canvas").first.wait_for(timeout=60_000)
         grid.scroll_into_view_if_needed()
         page.screenshot(path=str(tmp_path / "grid-3-chart.png"), full_page=True)
+
+        # The kernel restarts: the grid falls back to the rows stored in the notebook, and says so.
+        sessions = alice_api.http.get(f"{server}/api/sessions", timeout=30).json()
+        kernel = next(s["kernel"]["id"] for s in sessions if s["path"] == name)
+        assert alice_api.http.post(f"{server}/api/kernels/{kernel}/restart", timeout=60).status_code == 200
+        expect(grid.locator(".agp-ResultGrid-note")).to_contain_text(
+            "The kernel no longer holds this result", timeout=60_000
+        )
+        expect(grid.locator(".agp-ResultGrid-status")).to_have_text(re.compile(r"^200 of more rows"))
+        expect(first_x).to_have_text("1")
+        assert grid.locator('button[data-action="parquet"]').is_disabled()
+        page.screenshot(path=str(tmp_path / "grid-4-kernel-gone.png"))
     finally:
         page.screenshot(path=str(tmp_path / "grid-last.png"), full_page=True)
         alice_api.http.delete(f"{server}/api/contents/{name}", timeout=30)

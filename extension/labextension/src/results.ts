@@ -72,7 +72,12 @@ class ResultComm {
   readonly ready = new PromiseDelegate<boolean>();
   closed = false;
 
-  constructor(kernel: Kernel.IKernelConnection, result: string) {
+  /** ``onLost``: called once when a comm the kernel had answered closes (the kernel restarted, shut down, died). */
+  constructor(
+    kernel: Kernel.IKernelConnection,
+    result: string,
+    private onLost: () => void
+  ) {
     this.comm = kernel.createComm(COMM_TARGET);
     this.comm.onMsg = (msg: KernelMessage.ICommMsgMsg) => {
       const data = msg.content.data as unknown as IReply;
@@ -80,6 +85,7 @@ class ResultComm {
         b instanceof ArrayBuffer ? new DataView(b) : new DataView(b.buffer, b.byteOffset, b.byteLength)
       );
       if (data.reply === null || data.reply === undefined) {
+        this.answered = !!data.ready;
         this.ready.resolve(!!data.ready);
         return;
       }
@@ -90,16 +96,25 @@ class ResultComm {
     this.comm.onClose = () => this.fail();
     kernel.disposed.connect(() => this.fail());
     kernel.statusChanged.connect((_, status) => {
-      if (status === 'restarting' || status === 'dead' || status === 'autorestarting') {
+      // 'starting' too: a kernel restarted from elsewhere (the REST API, another tab) may show only that.
+      if (['restarting', 'autorestarting', 'starting', 'terminating', 'dead'].includes(status)) {
         this.fail();
       }
     });
     this.comm.open({ result });
   }
 
+  private answered = false;
+
   private fail(): void {
+    if (this.closed) {
+      return;
+    }
     this.closed = true;
     this.ready.resolve(false);
+    if (this.answered) {
+      this.onLost();
+    }
     for (const waiting of this.pending.values()) {
       waiting.resolve({ reply: { error: 'gone' }, buffers: [] });
     }
@@ -118,6 +133,7 @@ class ResultComm {
   }
 
   dispose(): void {
+    this.answered = false; // closed by us: nothing is lost
     if (!this.closed && !this.comm.isDisposed) {
       this.closed = true;
       try {
@@ -486,7 +502,7 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
       this.offline();
       return;
     }
-    this.comm = new ResultComm(kernel, t.result);
+    this.comm = new ResultComm(kernel, t.result, () => this.lost('gone'));
     const ready = await this.comm.ready.promise;
     if (!ready || this.isDisposed) {
       this.offline();
@@ -513,8 +529,15 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
   }
 
   private lost(error: string): void {
+    if (this.isDisposed) {
+      return;
+    }
     if (error === 'gone') {
       this.comm?.dispose();
+      if (!this.live) {
+        this.offline(); // the embedded rows are shown already
+        return;
+      }
       void loadGrid().then(ag => {
         this.showEmbedded(ag);
         this.offline();
