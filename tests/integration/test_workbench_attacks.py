@@ -127,3 +127,74 @@ def test_a_prepared_statement_does_not_hide_its_text_from_the_workspace(bobs_spa
     assert cur.fetchall() == [[42]]
     entry = _entry(user_api("bob"), bobs_space["b"], cur.query_id)
     assert entry["query"].startswith("SELECT secret FROM"), entry["query"]
+
+
+# -- workspace members
+
+
+def test_two_owners_demoted_at_once_leave_one_owner(admin_api, settings):
+    """The last-owner rule counted owners from a read taken without a lock: while one change (here an open
+    transaction demoting alice) was in flight, a second demotion of the other owner saw two owners and went
+    through, leaving the workspace with none. The second must wait for the first and then be refused."""
+    import threading
+
+    from conftest import remove_workspace
+    from sqlalchemy import select, text, update
+    from sqlalchemy.orm import Session
+
+    from agp.core.models import Membership, Role, Workspace
+    from agp.core.permissions import Caller
+    from agp.hub import db as hubdb
+    from agp.hub import store
+
+    slug = f"t-atk-own-{uuid.uuid4().hex[:6]}"
+    engine = hubdb.make_engine(settings.db_url)
+    try:
+        assert admin_api("POST", "/workspaces", json={"slug": slug}).status_code == 201
+        for user in ("alice", "bob"):
+            assert admin_api("PUT", f"/workspaces/{slug}/members/{user}", json={"role": "owner"}).status_code == 200
+        assert admin_api("DELETE", f"/workspaces/{slug}/members/admin").status_code == 200
+        with Session(engine) as first:
+            ws_id = first.scalar(select(Workspace.id).where(Workspace.slug == slug))
+            first.execute(select(Workspace.id).where(Workspace.id == ws_id).with_for_update())  # as a change does
+            first.execute(
+                update(Membership)
+                .where(Membership.workspace_id == ws_id, Membership.username == "alice")
+                .values(role=Role.editor)
+            )
+            outcome: dict = {}
+
+            def second() -> None:
+                with Session(engine) as db:
+                    outcome["pid"] = db.scalar(text("SELECT pg_backend_pid()"))
+                    started.set()
+                    try:
+                        store.set_member(db, Caller(name="admin", admin=True), slug, "bob", "editor")
+                        outcome["result"] = "changed"
+                    except store.Refused as e:
+                        outcome["result"] = e.status
+
+            worker = threading.Thread(target=second)
+            started = threading.Event()
+            worker.start()
+            started.wait()
+            # The second change either ends on its own (no lock taken) or waits for the first one's lock.
+            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'")
+            with engine.connect() as watch:
+                while worker.is_alive():
+                    seen = watch.execute(waiting, {"pid": outcome["pid"]}).scalar()
+                    watch.rollback()  # pg_stat_activity is read once per transaction
+                    if seen:
+                        break
+                    worker.join(0.05)
+            first.commit()
+        worker.join()
+        with Session(engine) as db:
+            owners = db.scalars(
+                select(Membership.username).join(Workspace).where(Workspace.slug == slug, Membership.role == Role.owner)
+            ).all()
+        assert owners == ["bob"], f"owners left: {owners} (second change: {outcome})"
+        assert outcome["result"] == 409
+    finally:
+        engine.dispose()
+        remove_workspace(settings, slug)
