@@ -10,7 +10,7 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { putSql } from './cells';
+import { literalSql, putSql } from './cells';
 import { agpJson, AgpError, el, humanBytes, humanCount } from './request';
 
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -341,7 +341,7 @@ export class CatalogPanel extends Widget {
     if (!event.dataTransfer) {
       return;
     }
-    event.dataTransfer.setData('text/plain', text);
+    event.dataTransfer.setData('text/plain', literalSql(text));
     event.dataTransfer.effectAllowed = 'copy';
     event.stopPropagation();
   }

@@ -5,6 +5,16 @@ import { Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 
 /**
+ * SQL as the text of a `%%sql` cell that runs it as it is. jupysql renders a cell's SQL as a Jinja template over the
+ * kernel's variables, unsandboxed (`{{ lipsum.__globals__.os.system(...) }}` runs Python), and the SQL put into cells
+ * here is others' text: the query history holds anyone's query that touched the workspace, the catalog names others
+ * chose. Each `{` that would open a Jinja tag becomes the expression `{{ '{' }}`, which renders back to `{`.
+ */
+export function literalSql(sql: string): string {
+  return sql.replace(/\{(?=[{%#])/g, "{{ '{' }}");
+}
+
+/**
  * Puts `%%sql\n<sql>` into the active notebook: the SELECT alone at the cursor of a cell that is already a `%%sql`
  * cell, the whole text into an empty code cell, else a new code cell below the active one (a `%%sql` line is only a
  * cell magic as a cell's first line). With `run`, the cell is executed. False when no notebook is open.
@@ -17,6 +27,7 @@ export async function putSql(tracker: INotebookTracker, sql: string, options: { 
   }
   const notebook = panel.content;
   const active = notebook.activeCell;
+  sql = literalSql(sql);
   const text = `%%sql\n${sql}`;
   const source = active?.model.sharedModel.getSource() ?? '';
   if (!options.newCell && active?.model.type === 'code' && /^%%sql\b/.test(source) && active.editor) {
