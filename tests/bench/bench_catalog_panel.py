@@ -131,6 +131,8 @@ def main() -> int:
         ("panel, cold (fresh server)", "pyiceberg direct, cold (new catalog)"),
         ("panel, cold (cache dropped)", "pyiceberg direct, warm (reused catalog)"),
         ("panel, warm (server cache full)", "pyiceberg direct, warm (reused catalog)"),
+        ("panel, cold (fresh server)", "pyiceberg via proxy as alice, cold"),
+        ("panel, cold (cache dropped)", "pyiceberg via proxy as alice, cold"),
         ("pyiceberg via proxy as alice, cold", "pyiceberg direct, cold (new catalog)"),
     ]:
         print(f"  {a} vs {b}: {med[a] / med[b]:.2f}")
