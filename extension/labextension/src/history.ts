@@ -211,7 +211,7 @@ export class HistoryPanel extends Widget {
     rerun.title = 'A new %%sql cell below the active one, with this query, run';
     rerun.addEventListener('click', () => this.actions.open(cellSql(q.query), true));
     actions.append(open, rerun);
-    if (q.page_url && q.page_url.startsWith('/')) {
+    if (q.page_url && q.page_url.startsWith('/') && !q.page_url.startsWith('//')) {
       const link = el('a', 'agp-history-page', 'Details ↗');
       link.href = q.page_url;
       link.target = '_blank';
