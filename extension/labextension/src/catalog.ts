@@ -213,7 +213,7 @@ export class CatalogPanel extends Widget {
     const name = el('span', 'agp-catalog-name', ns);
     row.append(caret, name);
     if (other) {
-      const badge = el('span', 'agp-catalog-badge', workspaceOf(ns));
+      const badge = el('span', 'agp-catalog-badge', 'other');
       badge.title = `Namespace of the workspace ${workspaceOf(ns)}; you may read it`;
       row.append(badge);
       row.title = `Another workspace’s namespace (${workspaceOf(ns)})`;
