@@ -64,6 +64,8 @@ def test_rerun_from_the_history_runs_the_text_not_a_template(browser, hub_url, s
         assert "{{ 6 * 7 }}" in text, f"the re-run query was rendered as a template: {text[:300]!r}"
     finally:
         if page is not None:
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "workbench-attack-last.png"))
             page.context.close()
         bob_api.hub("DELETE", f"/users/bob/servers/{slug}")
         remove_workspace(settings, slug)
