@@ -209,3 +209,17 @@ def test_the_catalog_is_warmed_up_in_a_workspace_server_only():
     outside = Backend(ttl=60)
     outside.environ = {}
     assert outside.warm_up(logging.getLogger("test")) is None
+
+
+async def test_the_namespaces_answer_names_the_current_one_and_can_carry_its_tables(jp_fetch, jp_serverapp):
+    backend = jp_serverapp.web_app.settings["agp_extension"]
+    asked = []
+    backend.namespaces = lambda: asked.append("namespaces") or ["finance", "ops"]
+    backend.tables = lambda ns: asked.append(ns) or ["readings", "meters"]
+    plain = json.loads((await jp_fetch("agp", "catalog", "namespaces")).body)
+    assert (plain["items"], plain["current"], "current_tables" in plain) == (["finance", "ops"], "finance", False)
+    both = json.loads((await jp_fetch("agp", "catalog", "namespaces", params={"with": "current_tables"})).body)
+    assert both["current_tables"] == ["readings", "meters"]
+    tables = json.loads((await jp_fetch("agp", "catalog", "namespaces", "finance", "tables")).body)
+    assert tables["items"] == ["meters", "readings"]
+    assert asked == ["namespaces", "finance"], "answers are cached: the panel's next reading asks nothing"
