@@ -126,7 +126,8 @@ def test_a_prepared_statement_does_not_hide_its_text_from_the_workspace(bobs_spa
     cur.execute(f'SELECT secret FROM iceberg."{bobs_space["sb"]}".t WHERE secret > ?', params=(1,))
     assert cur.fetchall() == [[42]]
     entry = _entry(user_api("bob"), bobs_space["b"], cur.query_id)
-    assert entry["query"].startswith("SELECT secret FROM"), entry["query"]
+    text = " ".join(entry["query"].split())  # Trino keeps the prepared statement as it formats it
+    assert text.startswith(f'SELECT secret FROM iceberg."{bobs_space["sb"]}".t WHERE (secret > ?)'), text
 
 
 # -- workspace members
