@@ -163,6 +163,7 @@ async def test_workspaces_are_asked_as_the_server_and_rebuilt(jp_fetch, service)
 
 async def test_a_workspace_service_error_keeps_its_sentence(jp_fetch, service):
     service.answers[("GET", f"{API}/me")] = (401, {}, json.dumps({"detail": "Your token has expired."}).encode())
+    service.answers[("GET", f"{API}/workspaces")] = (200, {}, b"[]")  # asked at the same time: only /me fails
     code, error = await _error(jp_fetch, "agp", "workspaces")
     assert (code, error["message"]) == (401, "Your token has expired.")
 
