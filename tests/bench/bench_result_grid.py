@@ -70,18 +70,21 @@ def one_run(context, server: str, path: str, side: str) -> tuple[float, float]:
         page.wait_for_selector(".jp-StatusBar-Widget :text('Python 3 (Antigravity) | Idle')", timeout=120_000)
         before = heap(cdp)
         page.evaluate(
-            "() => { window.__t0 = 0; window.__t1 = 0; document.addEventListener('keydown',"
+            "() => { window.__t0 = 0; window.__t1 = 0; window.__tOut = 0; document.addEventListener('keydown',"
             " () => { window.__t0 = window.__t0 || performance.now(); }, {capture: true, once: true}); }"
         )
         page.keyboard.press("Shift+Enter")
         selector = FIRST_ROW[side].replace("'", "\\'")
         page.wait_for_function(
-            f"() => {{ const c = document.querySelectorAll('.jp-Cell')[2]?.querySelector('{selector}');"
+            "() => { const cell = document.querySelectorAll('.jp-Cell')[2];"
+            " if (cell?.querySelector('.jp-OutputArea-output')) { window.__tOut = window.__tOut || performance.now(); }"
+            f" const c = cell?.querySelector('{selector}');"
             " return c && c.textContent.trim() !== '' && (window.__t1 = window.__t1 || performance.now()); }",
             polling="raf",
             timeout=300_000,
         )
-        ms = page.evaluate("() => window.__t1 - window.__t0")
+        ms, out = page.evaluate("() => [window.__t1 - window.__t0, window.__tOut - window.__t0]")
+        print(f"  {path}: output in the cell after {out:.0f} ms, first row after {ms:.0f} ms")
         page.wait_for_selector(".jp-StatusBar-Widget :text('Python 3 (Antigravity) | Idle')", timeout=300_000)
         return ms, heap(cdp) - before
     except Exception:
