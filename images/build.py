@@ -154,6 +154,20 @@ def drop_old_keys(repo: str, key: str) -> None:
                 imaging.podman("untag", image["Id"], name, check=False)
 
 
+# Images no tag names any more (earlier builds, whose keys drop_old_keys untagged) and the intermediate images of
+# steps older than this are removed after each run: each build of the notebook image leaves about 2 GB, and a
+# machine that builds in every CI run filled its disk (380 GB of such images). The last hour's stay, so that a
+# build repeated soon reuses its steps' layers.
+PRUNE_AFTER = "1h"
+
+
+def prune_dangling() -> None:
+    r = imaging.podman("image", "prune", "--force", "--filter", f"until={PRUNE_AFTER}", check=False)
+    removed = len(r.stdout.split()) if r.returncode == 0 else 0
+    if removed:
+        imaging.log.info("removed %d untagged images older than %s", removed, PRUNE_AFTER)
+
+
 def build_one(name: str, *, force: bool, explicit: bool) -> tuple[str, float] | None:
     """Build ``localhost/agp-<name>:dev`` unless up to date; (state, seconds), or None when it cannot build here."""
     dockerfile = parse(HERE / name / "Dockerfile")
@@ -201,7 +215,10 @@ def main(argv: list[str]) -> None:
         raise imaging.ImageError(f"no image named {', '.join(unknown)}; the images are {', '.join(ORDER)}.")
     imaging.need("podman", "nice")
     with imaging.build_lock():
-        build(args)
+        try:
+            build(args)
+        finally:
+            prune_dangling()
 
 
 def build(args: argparse.Namespace) -> None:
