@@ -48,6 +48,7 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
     )
     assert r.status_code in (200, 201), r.text
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=hub_url)
     page = context.new_page()
     try:
         keycloak_login(page, hub_url, "alice", settings.credentials.demo_password.get_secret_value())
@@ -81,6 +82,11 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
         assert grid.locator('.ag-row[row-index="0"] .ag-cell[col-id="c1"]').inner_text() == "n3"
         page.screenshot(path=str(tmp_path / "grid-2-sorted-filtered.png"))
 
+        # Copy: the rows in view (none selected) as tab-separated text, with the names as a header.
+        grid.locator('button[data-action="copy"]').click()
+        copied = page.evaluate("() => navigator.clipboard.readText()").splitlines()
+        assert copied[:2] == ["x\tname\thalf", "4994\tn3\t2497.0"], copied[:3]
+
         # CSV of the result as sorted and filtered, from the kernel.
         with page.expect_download(timeout=60_000) as download:
             grid.locator('button[data-action="csv"]').click()
@@ -111,6 +117,10 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
         expect(first_x).to_have_text("1")
         assert grid.locator('button[data-action="parquet"]').is_disabled()
         page.screenshot(path=str(tmp_path / "grid-4-kernel-gone.png"))
+        with page.expect_download(timeout=60_000) as download:  # the CSV of the rows stored, made in the browser
+            grid.locator('button[data-action="csv"]').click()
+        lines = Path(download.value.path()).read_text().splitlines()
+        assert lines[:2] == ["x,name,half", "1,n1,0.5"] and len(lines) == 201
     finally:
         page.screenshot(path=str(tmp_path / "grid-last.png"), full_page=True)
         alice_api.http.delete(f"{server}/api/contents/{name}", timeout=30)

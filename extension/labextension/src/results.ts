@@ -400,6 +400,7 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
       {
         modules: [
           ag.ClientSideRowModelModule,
+          ag.ClientSideRowModelApiModule, // forEachNodeAfterFilterAndSort: the CSV of the embedded rows
           ag.TextFilterModule,
           ag.NumberFilterModule,
           ag.DateFilterModule,
@@ -408,7 +409,8 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
           ag.CellStyleModule,
           ag.TooltipModule,
           ag.ColumnAutoSizeModule,
-          ag.ColumnApiModule // getColumnState: the sort a download or chart follows
+          ag.ColumnApiModule, // getColumnState: the sort a download or chart follows
+          ag.RowApiModule // the displayed rows: what Copy copies, the count after a filter
         ]
       }
     );
@@ -487,7 +489,8 @@ export class ResultGrid extends Widget implements IRenderMime.IRenderer {
           ag.CellStyleModule,
           ag.TooltipModule,
           ag.ColumnAutoSizeModule,
-          ag.ColumnApiModule // getColumnState: the sort a download or chart follows
+          ag.ColumnApiModule, // getColumnState: the sort a download or chart follows
+          ag.RowApiModule // the displayed rows: what Copy copies, the count after a filter
         ]
       }
     );
