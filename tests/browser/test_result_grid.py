@@ -8,6 +8,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import expect
 from test_workspace_pages import browser, keycloak_login  # noqa: F401 (the module's browser fixture)
@@ -93,6 +94,10 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
         assert download.value.suggested_filename == "result.csv"
         lines = Path(download.value.path()).read_text().splitlines()
         assert lines[:3] == ["x,name,half", "4994,n3,2497.0", "4987,n3,2493.5"] and len(lines) == 715
+        with page.expect_download(timeout=60_000) as download:  # Parquet, from the kernel too
+            grid.locator('button[data-action="parquet"]').click()
+        parquet = pq.read_table(download.value.path())
+        assert parquet.num_rows == 714 and parquet.column("x").to_pylist()[:2] == [4994, 4987]
 
         # A bar chart: the sum of half by name, over the filtered result.
         grid.locator('button[data-action="chart"]').click()
