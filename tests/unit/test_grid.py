@@ -234,3 +234,13 @@ def test_parquet_keeps_repeated_names_apart_and_writes_mixed_columns_as_text():
     frame = pd.DataFrame([[1, {"a": 1}], [2, "x"]], columns=["a", "a"])
     table = pq.read_table(io.BytesIO(grid_data.to_parquet(frame)))
     assert table.column_names == ["a", "a_1"] and table.column("a_1").to_pylist() == ['{"a": 1}', "x"]
+
+
+def test_a_polars_frame_sql_returned_gets_the_grid_too(ip):
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"a": [1, 2], "b": ["x", None]})
+    assert grid.MIME not in shown(ip, frame)
+    grid.mark(frame)
+    payload = shown(ip, frame)[grid.MIME]
+    assert [(c["name"], c["type"]) for c in payload["columns"]] == [("a", "bigint"), ("b", "varchar")]
+    assert payload["rows"] == [[1, "x"], [2, None]] and payload["total"] == 2
