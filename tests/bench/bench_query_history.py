@@ -10,6 +10,11 @@ once; rounds alternate off and on. Printed: queries per second and p50/p95 laten
 that every query of the "on" Trinos reached the history (rows in ``query_history`` for the run's user).
 
 Needs the lab running (`agp lab up`); leaves nothing behind but the run's history rows (user ``bench-qh-<tag>``).
+
+Run it only on a lab where no notebook is hostile: while it runs, its Trinos take any user name without a password
+on ports every local process can reach, and their listener posts into the real history with the real token, so a
+notebook could put entries under any user into any workspace's history for that time (found by the attacker's
+review; a password-protected or TLS Trino here is left to do).
 """
 
 from __future__ import annotations
