@@ -348,6 +348,12 @@ class Settings(BaseSettings):
     trino_heap: str = Field("2G", description="Trino JVM -Xmx")
     start_timeout: float = Field(240.0, description="seconds `agp lab up` waits for every health check")
     jobs: Jobs = Field(default_factory=Jobs)
+    query_history_days: int = Field(
+        365,
+        ge=1,
+        description="days an entry of the query history (the data-access audit of Trino) is kept after its query; "
+        "older entries are deleted once an hour by the workspace service",
+    )
     credential_ttl: int = Field(
         900, ge=900, le=3600, description="seconds a brokered credential lives (MinIO's STS needs at least 900)"
     )

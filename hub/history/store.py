@@ -8,10 +8,10 @@ duplicates and retries in any order end in the same row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, literal_column, or_, select
+from sqlalchemy import delete, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -100,6 +100,16 @@ def _page(db: Session, query, f: Filters, limit: int, offset: int) -> tuple[list
     order = (QueryEntry.created.desc().nulls_last(), QueryEntry.query_id.desc())
     items = list(db.scalars(query.order_by(*order).limit(limit).offset(offset)))
     return items, int(total or 0)
+
+
+def prune(db: Session, days: int, now: datetime | None = None) -> int:
+    """Delete the entries of queries older than ``days`` (by their end, else their creation, else their arrival);
+    how many went (commits)."""
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    when = func.coalesce(QueryEntry.ended, QueryEntry.created, QueryEntry.received_at)
+    gone = db.execute(delete(QueryEntry).where(when < cutoff)).rowcount
+    db.commit()
+    return int(gone or 0)
 
 
 def list_workspace(

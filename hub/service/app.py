@@ -25,6 +25,7 @@ from .. import db as dbmod
 from .. import rules_sync, shared_sync, store
 from ..broker import Broker
 from ..history import routes as history_routes
+from ..history import store as history_store
 from ..jobs import routes as job_routes
 from ..jobs.scheduler import HubUsersAPI, Scheduler, executor_for
 from ..jobs.storage import RunStorage
@@ -94,7 +95,24 @@ def create_app(
                 await asyncio.to_thread(sync_rules)
                 await asyncio.sleep(seconds)
 
-        tasks = [asyncio.create_task(every(rules_interval))]
+        def prune_history_once() -> int:
+            with make_session() as s:
+                return history_store.prune(s, settings.query_history_days)
+
+        async def prune_history() -> None:
+            # The history is the data-access audit: kept query_history_days, then deleted, once an hour.
+            while True:
+                try:
+                    gone = await asyncio.to_thread(prune_history_once)
+                    if gone:
+                        log.info(
+                            "query history: deleted %d entries older than %d days", gone, settings.query_history_days
+                        )
+                except Exception:  # the next hour tries again; the service goes on
+                    log.exception("query history: pruning failed")
+                await asyncio.sleep(3600)
+
+        tasks = [asyncio.create_task(every(rules_interval)), asyncio.create_task(prune_history())]
         if run_jobs:
             tasks.append(asyncio.create_task(scheduler.run_forever()))
         yield

@@ -349,3 +349,36 @@ def test_killing_the_service_during_a_batch_loses_no_event(spaces, settings, use
     assert len(seen) == count, f"{len(seen)} entries for {count} queries"
     assert sorted(e["query_id"] for e in seen) == sorted(ids)
     assert all(e["user"] == "alice" and e["workspace"] == spaces["a"] for e in seen)
+
+
+def test_entries_older_than_the_retention_are_pruned_and_newer_kept(settings, spaces, user_api):
+    # The service deletes entries older than query_history_days once an hour; here its prune runs on the lab's
+    # database at once, between an entry of a query that ended long ago and one of today's.
+    from datetime import datetime, timezone
+
+    from sqlalchemy.orm import Session
+
+    from agp.hub import db
+    from agp.hub.history import store as history_store
+
+    context = {"user": "alice", "catalog": "iceberg", "schema": spaces["sa"], "source": "test"}
+    old, new = f"test_old_{uuid.uuid4().hex[:10]}", f"test_new_{uuid.uuid4().hex[:10]}"
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for query_id, when in ((old, "2019-03-04T05:06:07Z"), (new, today)):
+        event = {
+            "metadata": {"queryId": query_id, "query": f"SELECT 1 -- {query_id}", "queryState": "FINISHED"},
+            "context": context,
+            "createTime": when,
+            "endTime": when,
+        }
+        assert _post(settings, event).status_code == 204
+    alice = user_api("alice")
+    assert alice("GET", f"/workspaces/{spaces['a']}/queries/{old}").status_code == 200
+    engine = db.make_engine(settings.db_url)
+    try:
+        with Session(engine) as s:
+            assert history_store.prune(s, settings.query_history_days) >= 1
+    finally:
+        engine.dispose()
+    assert alice("GET", f"/workspaces/{spaces['a']}/queries/{old}").status_code == 404
+    assert alice("GET", f"/workspaces/{spaces['a']}/queries/{new}").status_code == 200
