@@ -111,10 +111,12 @@ def test_a_sql_result_sorts_filters_downloads_and_charts_in_the_grid(
         grid.scroll_into_view_if_needed()
         page.screenshot(path=str(tmp_path / "grid-3-chart.png"), full_page=True)
 
-        # The kernel restarts: the grid falls back to the rows stored in the notebook, and says so.
-        sessions = alice_api.http.get(f"{server}/api/sessions", timeout=30).json()
-        kernel = next(s["kernel"]["id"] for s in sessions if s["path"] == name)
-        assert alice_api.http.post(f"{server}/api/kernels/{kernel}/restart", timeout=60).status_code == 200
+        # The user restarts the kernel (Kernel > Restart Kernel…): the grid falls back to the rows stored in the
+        # notebook, and says so. (A restart through the REST API from elsewhere reached this page as a status change
+        # only sometimes under CI's load; that path is left to the renderer's status handling.)
+        page.locator('.lm-MenuBar-itemLabel:text-is("Kernel")').click()
+        page.locator('.lm-Menu-itemLabel:text-is("Restart Kernel…")').click()
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
         expect(grid.locator(".agp-ResultGrid-note")).to_contain_text(
             "The kernel no longer holds this result", timeout=60_000
         )

@@ -73,7 +73,8 @@ def test_the_refusal_page_is_a_page_not_a_stack_trace(new_workspace, login):
     assert page.status_code == 403
     text = html.unescape(page.text)
     assert f"You are not a member of workspace {slug!r}" in text
-    assert "<h1>403" in text
+    # The platform's error page (hub/templates/error.html): the status with a plain title, and the way back.
+    assert '<h1 class="h4">403: Not allowed</h1>' in text and "Back to your workspaces" in text
     assert "Traceback" not in text
 
 
