@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import create_engine
+from sqlalchemy import ARRAY, create_engine
 from sqlalchemy.orm import sessionmaker
 
 from agp.core.models import Base, Job, JobRun, Membership, Role, RunState, State, Workspace
@@ -44,7 +44,10 @@ class Executor:
 
 def a_claimed_run(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
-    Base.metadata.create_all(engine)
+    # Only the tables this needs: whichever other models a run has imported by now (query_history's PostgreSQL
+    # arrays) do not exist in SQLite.
+    tables = [t for t in Base.metadata.sorted_tables if not any(isinstance(c.type, ARRAY) for c in t.columns)]
+    Base.metadata.create_all(engine, tables=tables)
     make = sessionmaker(engine, expire_on_commit=False)
     now = datetime.now(UTC)
     with make() as db:
