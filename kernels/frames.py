@@ -175,7 +175,7 @@ class FrameConnection:
         import polars as pl
 
         names, data = self._take()
-        return pl.DataFrame(dict(zip(_unique(names), data, strict=True)), strict=False)
+        return pl.DataFrame(dict(zip(unique_names(names), data, strict=True)), strict=False)
 
 
 def _same(query: Any, statement: str) -> bool:
@@ -198,7 +198,7 @@ def _same_bound(operation: str | None, statement: str) -> bool:
     return operation is not None and norm(operation) == norm(statement)
 
 
-def _unique(names: list[str]) -> list[str]:
+def unique_names(names: list[str]) -> list[str]:
     """Column names made distinct (``x``, ``x_1``, ...), as polars requires."""
     seen: dict[str, int] = {}
     out = []

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from .frames import unique_names
+
 # JavaScript numbers are doubles: integers past 2**53 are sent as text so that they are shown as they are.
 _SAFE_INT = 2**53
 CHART_POINTS = 5000  # points of a line or scatter chart at most (a sample of the result beyond that)
@@ -366,7 +368,7 @@ def to_parquet(frame: Any, positions: Any = None) -> bytes:
     import pyarrow.parquet as pq
 
     part = frame if positions is None else frame.iloc[positions]
-    names = _unique([str(c) for c in part.columns])
+    names = unique_names([str(c) for c in part.columns])
     arrays = []
     for i in range(part.shape[1]):
         column = part.iloc[:, i]
@@ -383,13 +385,3 @@ def to_parquet(frame: Any, positions: Any = None) -> bytes:
 def _text(v: Any) -> str:
     j = json_value(v)
     return j if isinstance(j, str) else json.dumps(j)
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        n = seen.get(name, 0)
-        seen[name] = n + 1
-        out.append(name if n == 0 else f"{name}_{n}")
-    return out

@@ -6,7 +6,7 @@ from agp.kernels import frames
 
 
 def test_duplicate_column_names_are_kept_apart():
-    assert frames._unique(["x", "y", "x", "x"]) == ["x", "y", "x_1", "x_2"]
+    assert frames.unique_names(["x", "y", "x", "x"]) == ["x", "y", "x_1", "x_2"]
 
 
 def test_a_statement_matches_the_query_whatever_its_spacing_and_semicolon():
